@@ -1,0 +1,2 @@
+//! postgres bench (work in progress).
+fn main() {}

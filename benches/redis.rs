@@ -1,0 +1,2 @@
+//! redis bench (work in progress).
+fn main() {}

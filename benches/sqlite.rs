@@ -1,0 +1,2 @@
+//! sqlite bench (work in progress).
+fn main() {}

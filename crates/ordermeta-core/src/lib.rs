@@ -1,0 +1,109 @@
+//! # ordermeta-core
+//!
+//! The storage-independent heart of ordermeta: the order metadata model, the
+//! [`MetadataStore`] trait every backend implements, the order state machine, the error
+//! taxonomy, the [`OrderId`] codec, the [`RecordingSwitch`] and the reference
+//! [`MemoryStore`]. With the `conformance` feature, the [`conformance`] suite every store
+//! must pass.
+//!
+//! This crate depends on no database and no network crate.
+//!
+//! ## The state machine
+//!
+//! One transition table ([`OrderStatus::successors`]); every store enforces it through an
+//! atomic compare-and-set ([`MetadataStore::transition`]).
+//!
+//! ```text
+//!                 broadcast ok              claim                 cancel accepted
+//!   (record) ──► pending ───────► active ─────────► cancelling ──────────────► cancelled
+//!                  │  │             │  ▲  cancel failed  │                         │
+//!      rejected ◄──┘  │             │  └─────────────────┤                         │
+//!      = failed       │             │                    │                         │
+//!                     │   good-til passed (any open status)                        │
+//!                     └────────────►├──────────────────► expired ◄─────────────────┼──┐
+//!                                   │                       │                      │  │
+//!                                   └──── fill ──────► filled ◄── late fill ───────┘  │
+//!                                                           ▲─── late fill ───────────┘
+//! ```
+//!
+//! | from        | to                                        |
+//! |-------------|-------------------------------------------|
+//! | pending     | active, failed, expired, filled           |
+//! | active      | cancelling, cancelled, expired, filled    |
+//! | cancelling  | cancelled, active, expired, filled        |
+//! | cancelled   | filled                                    |
+//! | expired     | filled                                    |
+//! | filled      | —                                         |
+//! | failed      | —                                         |
+//!
+//! `pending` exists because ordermeta records **before** broadcasting (write-ahead): a crash
+//! between broadcast and recording could otherwise leave a live order nobody can cancel by id,
+//! which is the very bug ordermeta fixes. The original design recorded after placement.
+//! `cancelling` is the claim one canceller takes so that concurrent cancels of one order send
+//! one transaction. `cancelled -> filled` and `expired -> filled` let a fill feed correct the
+//! record: short-term cancels are best effort and can lose the race to a fill.
+//!
+//! ## Example
+//!
+//! ```
+//! use ordermeta_core::*;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), StoreError> {
+//! let store: std::sync::Arc<dyn MetadataStore> = std::sync::Arc::new(MemoryStore::new());
+//! let order = NewOrder {
+//!     order_id: "bot-1/42".into(),
+//!     dydx_order_id: OrderId {
+//!         owner: "dydx1qqqsyqcyq5rqwzqfpg9scrgwpugpzysn7hzdtn".into(),
+//!         subaccount_number: 0,
+//!         client_id: 42,
+//!         order_flags: ORDER_FLAGS_SHORT_TERM,
+//!         clob_pair_id: 0,
+//!     },
+//!     good_til: GoodTil::Block(1_000),
+//!     symbol: "BTC-USD".into(),
+//!     side: Side::Buy,
+//!     quantity: "0.01".into(),
+//!     price: Some("65000".into()),
+//!     order_type: OrderType::Limit,
+//! };
+//! store.record(&OrderMetadata::new(order, OrderStatus::Pending, now())).await?;
+//! store
+//!     .transition(&TransitionRequest::new("bot-1/42", &[OrderStatus::Pending], OrderStatus::Active))
+//!     .await?;
+//! let claimed = store.claim_for_cancel("bot-1/42").await?;
+//! assert_eq!(claimed.status, OrderStatus::Cancelling);
+//! // A second canceller loses, and learns why.
+//! let err = store.claim_for_cancel("bot-1/42").await.unwrap_err();
+//! assert_eq!(err.current_status(), Some(OrderStatus::Cancelling));
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+pub mod error;
+pub mod memory;
+pub mod model;
+pub mod order_id;
+pub mod recording;
+pub mod status;
+pub mod store;
+
+pub use error::{
+    BoxError, CancelError, CancelErrorKind, ErrorKind, MANUAL_CANCEL_GUIDANCE, StoreError,
+};
+pub use memory::MemoryStore;
+pub use model::{
+    GoodTil, HistoryEntry, NewOrder, OrderMetadata, OrderType, Side, from_micros, now, to_micros,
+    truncate_micros,
+};
+pub use order_id::{
+    ORDER_FLAGS_CONDITIONAL, ORDER_FLAGS_LONG_TERM, ORDER_FLAGS_SHORT_TERM, ORDER_FLAGS_TWAP,
+    ORDER_FLAGS_TWAP_SUBORDER, OrderId,
+};
+pub use recording::{InvalidRecordingSetting, RECORDING_ENV, RecordingSwitch};
+pub use status::OrderStatus;
+pub use store::{
+    DEFAULT_PAGE_SIZE, EXPIRE_REASON, ExpireRequest, InvalidRecord, ListQuery, MAX_PAGE_SIZE,
+    MetadataStore, MetadataStoreExt, Page, TransitionRequest,
+};

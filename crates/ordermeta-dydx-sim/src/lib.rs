@@ -1,0 +1,1 @@
+//! ordermeta-dydx-sim (work in progress).

@@ -1,0 +1,1 @@
+//! ordermeta-dydx (work in progress).

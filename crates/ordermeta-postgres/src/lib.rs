@@ -1,0 +1,1 @@
+//! ordermeta-postgres (work in progress).

@@ -1,0 +1,1 @@
+//! ordermeta-redis (work in progress).

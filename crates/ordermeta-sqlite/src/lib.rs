@@ -1,0 +1,1 @@
+//! ordermeta-sqlite (work in progress).
