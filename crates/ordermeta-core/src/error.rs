@@ -318,7 +318,7 @@ impl CancelErrorKind {
 
 impl fmt::Display for CancelErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 

@@ -26,21 +26,22 @@
 //!                                                           ▲─── late fill ───────────┘
 //! ```
 //!
-//! | from        | to                                        |
-//! |-------------|-------------------------------------------|
-//! | pending     | active, failed, expired, filled           |
-//! | active      | cancelling, cancelled, expired, filled    |
-//! | cancelling  | cancelled, active, expired, filled        |
-//! | cancelled   | filled                                    |
-//! | expired     | filled                                    |
-//! | filled      | —                                         |
-//! | failed      | —                                         |
+//! | from        | to                                          |
+//! |-------------|---------------------------------------------|
+//! | pending     | active, failed, cancelling, expired, filled |
+//! | active      | cancelling, cancelled, expired, filled      |
+//! | cancelling  | cancelled, active, expired, filled          |
+//! | cancelled   | filled                                      |
+//! | expired     | filled                                      |
+//! | filled      | —                                           |
+//! | failed      | —                                           |
 //!
 //! `pending` exists because ordermeta records **before** broadcasting (write-ahead): a crash
 //! between broadcast and recording could otherwise leave a live order nobody can cancel by id,
 //! which is the very bug ordermeta fixes. The original design recorded after placement.
 //! `cancelling` is the claim one canceller takes so that concurrent cancels of one order send
-//! one transaction. `cancelled -> filled` and `expired -> filled` let a fill feed correct the
+//! one transaction; `pending -> cancelling` lets reconciliation cancel an order whose
+//! broadcast outcome a crash left unknown. `cancelled -> filled` and `expired -> filled` let a fill feed correct the
 //! record: short-term cancels are best effort and can lose the race to a fill.
 //!
 //! ## Example

@@ -80,13 +80,14 @@ impl OrderStatus {
 
     /// The statuses this one may move to. This is the transition table; nothing else is.
     ///
-    /// `cancelled -> filled` and `expired -> filled` exist because the chain is the truth: a
+    /// `pending -> cancelling` lets reconciliation cancel an order whose broadcast outcome is
+    /// unknown after a crash. `cancelled -> filled` and `expired -> filled` exist because the chain is the truth: a
     /// short-term cancel is best effort and can lose the race to a fill, and a fill feed can
     /// report a fill after the sweeper marked the order expired.
     pub const fn successors(self) -> &'static [OrderStatus] {
         use OrderStatus::*;
         match self {
-            Pending => &[Active, Failed, Expired, Filled],
+            Pending => &[Active, Failed, Cancelling, Expired, Filled],
             Active => &[Cancelling, Cancelled, Expired, Filled],
             Cancelling => &[Cancelled, Active, Expired, Filled],
             Cancelled => &[Filled],
@@ -104,7 +105,7 @@ impl OrderStatus {
 
 impl fmt::Display for OrderStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
