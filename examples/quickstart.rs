@@ -1,50 +1,138 @@
-//! Quickstart (placeholder until the dYdX integration lands): records orders, transitions
-//! them and prints a status table, on the in-memory reference store.
+//! Quickstart — the README's main job.
+//!
+//! Starts the local dYdX node simulator in-process, opens an embedded SQLite store, places
+//! short-term and long-term orders (metadata recorded before each broadcast), drops
+//! everything as a restart would, reopens the store with a new connection, cancels every
+//! order by its id alone, and prints a status table.
+//!
+//! Run: `cargo run --example quickstart --features dydx,dydx-sim`
 
-use ordermeta::{
-    GoodTil, ListQuery, MemoryStore, MetadataStore, NewOrder, OrderId, OrderMetadata, OrderStatus,
-    OrderType, Side, TransitionRequest, now,
-};
+use std::sync::Arc;
+
+use dydx::indexer::{ClientId, ClobPairId, Denom, Height};
+use dydx::node::{ChainId, NodeConfig, OrderBuilder, OrderMarketParams, OrderSide, Wallet};
+use ordermeta::dydx::{ChainSettings, DydxGateway, OrderDetails, OrderMetaClient};
+use ordermeta::dydx_sim::{SimConfig, SimNode};
+use ordermeta::sqlite::SqliteStore;
+use ordermeta::{ListQuery, MetadataStore, OrderType, RecordingSwitch, Side};
+
+/// The public test mnemonic of the `dydx` crate's examples.
+const MNEMONIC: &str = "mirror actor skill push coach wait confirm orchard lunch mobile athlete gossip awake miracle matter bus reopen team ladder lazy list timber render wait";
+
+async fn connect(
+    endpoint: &str,
+    wallet: &Wallet,
+    store: Arc<dyn MetadataStore>,
+) -> Result<OrderMetaClient, Box<dyn std::error::Error>> {
+    let config = NodeConfig {
+        endpoint: endpoint.to_owned(),
+        timeout: 5_000,
+        chain_id: ChainId::Testnet4,
+        fee_denom: Denom::Usdc,
+        manage_sequencing: true,
+    };
+    let gateway = DydxGateway::connect(config, wallet, 0).await?;
+    Ok(OrderMetaClient::new(
+        Arc::new(gateway),
+        store,
+        RecordingSwitch::from_env()?,
+        ChainSettings::default(),
+    ))
+}
+
+fn market() -> OrderMarketParams {
+    OrderMarketParams {
+        atomic_resolution: -10,
+        clob_pair_id: ClobPairId(0),
+        oracle_price: None,
+        quantum_conversion_exponent: -9,
+        step_base_quantums: 1_000_000,
+        subticks_per_tick: 100_000,
+    }
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let store = MemoryStore::new();
-    for client_id in 1..=3u32 {
-        let order = NewOrder {
-            order_id: format!("quickstart-{client_id}"),
-            dydx_order_id: OrderId {
-                owner: "dydx1qqqsyqcyq5rqwzqfpg9scrgwpugpzysn7hzdtn".into(),
-                subaccount_number: 0,
-                client_id,
-                order_flags: 0,
-                clob_pair_id: 0,
-            },
-            good_til: GoodTil::Block(100 + client_id),
-            symbol: "BTC-USD".into(),
-            side: Side::Buy,
-            quantity: "0.001".into(),
-            price: Some("65000".into()),
-            order_type: OrderType::Limit,
-        };
-        store
-            .record(&OrderMetadata::new(order, OrderStatus::Pending, now()))
-            .await?;
-        let req = TransitionRequest::new(
-            format!("quickstart-{client_id}"),
-            &[OrderStatus::Pending],
-            OrderStatus::Active,
-        );
-        store.transition(&req).await?;
-    }
-    let page = store.list(&ListQuery::default()).await?;
-    println!("{:<16} {:<10} {:<12}", "order id", "status", "good-til");
-    for m in page.items {
+    let sim = SimNode::start(SimConfig::default().with_mnemonic(MNEMONIC, 1)).await?;
+    let wallet = Wallet::from_mnemonic(MNEMONIC)?;
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("ordermeta.db");
+    println!(
+        "node simulator: {}   store: {}",
+        sim.endpoint(),
+        db.display()
+    );
+
+    // Process 1: place orders. Each is recorded as pending before it is broadcast.
+    let mut ids = Vec::new();
+    {
+        let store: Arc<dyn MetadataStore> = Arc::new(SqliteStore::open(&db).await?);
+        let client = connect(&sim.endpoint(), &wallet, store).await?;
+        let sub = wallet.account_offline(0)?.subaccount(0)?;
+        for i in 0..2u32 {
+            let (_, order) = OrderBuilder::new(market(), sub.clone())
+                .limit(OrderSide::Buy, 50_000 + i, 1)
+                .until(Height(sim.height() + 20))
+                .build(ClientId(100 + i))?;
+            let details = OrderDetails {
+                symbol: "BTC-USD".into(),
+                side: Side::Buy,
+                quantity: "1".into(),
+                price: Some(format!("{}", 50_000 + i)),
+                order_type: OrderType::Limit,
+            };
+            ids.push(client.place_order(order, details).await?.order_id);
+        }
+        for i in 0..2u32 {
+            let (_, order) = OrderBuilder::new(market(), sub.clone())
+                .limit(OrderSide::Sell, 70_000 + i, 1)
+                .long_term()
+                .until(sim.block_time() + chrono::Duration::days(7))
+                .build(ClientId(200 + i))?;
+            let details = OrderDetails {
+                symbol: "BTC-USD".into(),
+                side: Side::Sell,
+                quantity: "1".into(),
+                price: Some(format!("{}", 70_000 + i)),
+                order_type: OrderType::Limit,
+            };
+            ids.push(client.place_order(order, details).await?.order_id);
+        }
+        sim.advance_blocks(1);
         println!(
-            "{:<16} {:<10} {:<12}",
+            "placed {} orders; live on the node: {}",
+            ids.len(),
+            sim.open_orders().len()
+        );
+    } // store and client dropped: the process "restarts"
+
+    // Process 2: nothing in memory but the ids.
+    let store: Arc<dyn MetadataStore> = Arc::new(SqliteStore::open(&db).await?);
+    let client = connect(&sim.endpoint(), &wallet, store.clone()).await?;
+    for id in &ids {
+        let done = client.cancel_order(id).await?;
+        println!("cancelled {id}  tx {}", done.tx_hash);
+    }
+    sim.advance_blocks(1);
+
+    println!();
+    println!(
+        "{:<66} {:<40} {:<10} cancel tx",
+        "order id", "good-til", "status"
+    );
+    for m in store.list(&ListQuery::default()).await?.items {
+        println!(
+            "{:<66} {:<40} {:<10} {}",
             m.order_id,
+            m.good_til.to_string(),
             m.status,
-            m.good_til.to_string()
+            m.cancel_tx_hash.as_deref().unwrap_or("-")
         );
     }
+    println!(
+        "\nlive on the node after cancel-by-id: {}",
+        sim.open_orders().len()
+    );
+    sim.shutdown().await?;
     Ok(())
 }

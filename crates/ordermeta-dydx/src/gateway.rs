@@ -214,11 +214,15 @@ impl fmt::Debug for DydxGateway {
 
 impl DydxGateway {
     /// Connects to a node and loads account `index` of `wallet` (number and sequence).
+    ///
+    /// `NodeClient::connect` builds a TLS config even for `http://` endpoints, which needs a
+    /// process-wide rustls crypto provider; if none is installed, this installs aws-lc-rs.
     pub async fn connect(
         config: NodeConfig,
         wallet: &Wallet,
         index: u32,
     ) -> Result<Self, GatewayError> {
+        install_crypto_provider();
         let mut client = NodeClient::connect(config)
             .await
             .map_err(GatewayError::unavailable)?;
@@ -252,6 +256,14 @@ impl DydxGateway {
             }
             other => other,
         }
+    }
+}
+
+/// Installs rustls' aws-lc-rs provider as the process default unless one is installed.
+pub fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Losing a race with another installer is fine: some provider is then installed.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     }
 }
 

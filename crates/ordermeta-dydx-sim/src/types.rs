@@ -1,0 +1,221 @@
+//! Public data types of the control API.
+
+use dydx_proto::dydxprotocol::clob::{Order, OrderId, msg_cancel_order, order};
+use dydx_proto::dydxprotocol::subaccounts::SubaccountId;
+
+use crate::error::ChainError;
+use crate::tx::TxMsg;
+
+/// `OrderId.order_flags` values.
+pub mod order_flags {
+    /// Short-term order (good-til-block).
+    pub const SHORT_TERM: u32 = 0;
+    /// Conditional order (stateful, good-til-block-time).
+    pub const CONDITIONAL: u32 = 32;
+    /// Long-term order (stateful, good-til-block-time).
+    pub const LONG_TERM: u32 = 64;
+}
+
+/// An order's or cancel's expiry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GoodTil {
+    /// `good_til_block`: a block height (short-term).
+    Block(u32),
+    /// `good_til_block_time`: unix seconds (stateful).
+    BlockTime(u32),
+}
+
+/// Where an order is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderStatus {
+    /// Resting on the book, can fill.
+    Open,
+    /// Stateful order with an accepted but uncommitted cancel: it leaves the book at the next block.
+    CancelPending,
+    /// Removed by a cancel.
+    Canceled,
+    /// Fully filled.
+    Filled,
+    /// Short-term: the current height reached its GTB. Stateful: a block time reached its GTBT.
+    Expired,
+    /// Removed by the chain without a cancel: IOC/FOK orders (the simulator has no liquidity),
+    /// or [`SimHandle::remove_order`](crate::SimHandle::remove_order).
+    Removed,
+}
+
+impl OrderStatus {
+    /// `true` while the order can still fill (`Open` or `CancelPending`).
+    pub fn is_live(self) -> bool {
+        matches!(self, Self::Open | Self::CancelPending)
+    }
+}
+
+/// The simulator's view of one order, keyed by its full `OrderId`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OrderState {
+    /// The order id.
+    pub order_id: OrderId,
+    /// The order as last placed (a short-term replacement overwrites it).
+    pub order: Order,
+    /// Current status.
+    pub status: OrderStatus,
+    /// Expiry of the order.
+    pub good_til: GoodTil,
+    /// Order size in base quantums.
+    pub quantums: u64,
+    /// Filled amount in base quantums.
+    pub filled_quantums: u64,
+    /// Latest block height when first placed.
+    pub placed_at_height: u32,
+    /// Latest block height at the last status change.
+    pub updated_at_height: u32,
+}
+
+/// How much of an order [`SimHandle::fill`](crate::SimHandle::fill) fills.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fill {
+    /// The whole remaining size.
+    Full,
+    /// This many base quantums (at most the remaining size).
+    Quantums(u64),
+}
+
+/// An account as the node knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountInfo {
+    /// Bech32 address.
+    pub address: String,
+    /// Account number (part of every signature).
+    pub account_number: u64,
+    /// Next expected sequence for stateful txs.
+    pub sequence: u64,
+    /// Compressed secp256k1 public key, once known.
+    pub pubkey: Option<Vec<u8>>,
+}
+
+/// What a received message was, with its decoded fields.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MsgKind {
+    /// `MsgPlaceOrder`.
+    PlaceOrder {
+        /// Order id.
+        order_id: Option<OrderId>,
+        /// Good-til of the order.
+        good_til: Option<GoodTil>,
+        /// Side (`order::Side` as i32).
+        side: i32,
+        /// Size in base quantums.
+        quantums: u64,
+        /// Price in subticks.
+        subticks: u64,
+        /// Time in force (`order::TimeInForce` as i32).
+        time_in_force: i32,
+    },
+    /// `MsgCancelOrder`.
+    CancelOrder {
+        /// Order id to cancel.
+        order_id: Option<OrderId>,
+        /// Good-til of the cancel.
+        good_til: Option<GoodTil>,
+    },
+    /// `MsgBatchCancel`.
+    BatchCancel {
+        /// Subaccount whose short-term orders are cancelled.
+        subaccount_id: Option<SubaccountId>,
+        /// `(clob_pair_id, client_ids)` per batch.
+        batches: Vec<(u32, Vec<u32>)>,
+        /// Good-til-block of every cancel.
+        good_til_block: u32,
+    },
+    /// A message type the simulator does not implement (rejected).
+    Other {
+        /// Its type URL.
+        type_url: String,
+    },
+    /// Bytes that did not decode as a tx.
+    Undecodable,
+}
+
+impl MsgKind {
+    pub(crate) fn from_msg(msg: &TxMsg) -> Self {
+        match msg {
+            TxMsg::Place(place) => {
+                let order = place.order.clone().unwrap_or_default();
+                Self::PlaceOrder {
+                    order_id: order.order_id.clone(),
+                    good_til: order.good_til_oneof.map(|g| match g {
+                        order::GoodTilOneof::GoodTilBlock(b) => GoodTil::Block(b),
+                        order::GoodTilOneof::GoodTilBlockTime(t) => GoodTil::BlockTime(t),
+                    }),
+                    side: order.side,
+                    quantums: order.quantums,
+                    subticks: order.subticks,
+                    time_in_force: order.time_in_force,
+                }
+            }
+            TxMsg::Cancel(cancel) => Self::CancelOrder {
+                order_id: cancel.order_id.clone(),
+                good_til: cancel.good_til_oneof.map(|g| match g {
+                    msg_cancel_order::GoodTilOneof::GoodTilBlock(b) => GoodTil::Block(b),
+                    msg_cancel_order::GoodTilOneof::GoodTilBlockTime(t) => GoodTil::BlockTime(t),
+                }),
+            },
+            TxMsg::Batch(batch) => Self::BatchCancel {
+                subaccount_id: batch.subaccount_id.clone(),
+                batches: batch
+                    .short_term_cancels
+                    .iter()
+                    .map(|b| (b.clob_pair_id, b.client_ids.clone()))
+                    .collect(),
+                good_til_block: batch.good_til_block,
+            },
+            TxMsg::Other(type_url) => Self::Other {
+                type_url: type_url.clone(),
+            },
+        }
+    }
+
+    /// The order id of a place or cancel.
+    pub fn order_id(&self) -> Option<&OrderId> {
+        match self {
+            Self::PlaceOrder { order_id, .. } | Self::CancelOrder { order_id, .. } => {
+                order_id.as_ref()
+            }
+            _ => None,
+        }
+    }
+}
+
+/// One message received through `BroadcastTx`, with the result the node returned.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReceivedMsg {
+    /// Position in the log, from 0.
+    pub index: u64,
+    /// Latest block height when received.
+    pub height: u32,
+    /// Hash of the carrying tx.
+    pub tx_hash: String,
+    /// Signer address (subaccount owner), if the tx decoded.
+    pub signer: Option<String>,
+    /// Sequence in the tx's signer info, if the tx decoded.
+    pub tx_sequence: Option<u64>,
+    /// The message and its decoded fields.
+    pub kind: MsgKind,
+    /// `Ok` for code 0, else the chain error returned.
+    pub result: Result<(), ChainError>,
+}
+
+impl ReceivedMsg {
+    /// The returned code (0 on success).
+    pub fn code(&self) -> u32 {
+        self.result.as_ref().err().map_or(0, |e| e.code)
+    }
+
+    /// The returned codespace (empty on success).
+    pub fn codespace(&self) -> &str {
+        self.result
+            .as_ref()
+            .err()
+            .map_or("", |e| e.codespace.as_str())
+    }
+}

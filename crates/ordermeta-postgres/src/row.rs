@@ -1,0 +1,174 @@
+//! Rows to records and back. Decoding is strict: every column is checked, and the separate
+//! OrderId columns must agree with the encoded id.
+
+use chrono::{DateTime, Utc};
+use ordermeta_core::model::{history_from_json, history_to_json};
+use ordermeta_core::{GoodTil, OrderId, OrderMetadata, StoreError};
+use sqlx::postgres::PgRow;
+use sqlx::{Decode, Postgres, Row, Type};
+
+/// The columns every query selects, in [`decode`]'s order. `history` is read as text: the
+/// core's JSON codec parses it, so a jsonb value that is not a valid history is reported.
+pub(crate) const COLUMNS: &str = "order_id, dydx_order_id, good_until_block, \
+    good_til_block_time, client_id, subaccount_number, owner, order_flags, clob_pair_id, \
+    symbol, side, quantity, price, order_type, placed_at, updated_at, cancelled_at, tx_hash, \
+    cancel_tx_hash, status, version, history::text AS history";
+
+/// The columns an insert writes, in [`Encoded`]'s order.
+pub(crate) const INSERT_COLUMNS: &str = "order_id, dydx_order_id, good_until_block, \
+    good_til_block_time, client_id, subaccount_number, owner, order_flags, clob_pair_id, \
+    symbol, side, quantity, price, order_type, placed_at, updated_at, cancelled_at, tx_hash, \
+    cancel_tx_hash, status, version, history";
+
+fn col<'r, T>(row: &'r PgRow, idx: usize, name: &str) -> Result<T, StoreError>
+where
+    T: Decode<'r, Postgres> + Type<Postgres>,
+{
+    row.try_get(idx)
+        .map_err(|e| StoreError::invalid(None, format!("column {name}: {e}")))
+}
+
+fn to_u32(v: i64, name: &str) -> Result<u32, StoreError> {
+    u32::try_from(v)
+        .map_err(|_| StoreError::invalid(None, format!("column {name}: {v} is not a u32")))
+}
+
+/// The order id of a row, for naming it in errors (the primary key is never NULL).
+pub(crate) fn order_id(row: &PgRow) -> Result<String, StoreError> {
+    col(row, 0, "order_id")
+}
+
+/// Decodes one row selected with [`COLUMNS`]. Errors carry no order id; callers attach it.
+pub(crate) fn decode(row: &PgRow) -> Result<OrderMetadata, StoreError> {
+    // Text that is parsed further is borrowed from the row, not copied.
+    let order_id: String = col(row, 0, "order_id")?;
+    let encoded: &str = col(row, 1, "dydx_order_id")?;
+    let gtb: Option<i64> = col(row, 2, "good_until_block")?;
+    let gtbt: Option<i64> = col(row, 3, "good_til_block_time")?;
+    let dydx_order_id = OrderId::from_base64(encoded)?;
+    let client_id = to_u32(col(row, 4, "client_id")?, "client_id")?;
+    let subaccount_number = to_u32(col(row, 5, "subaccount_number")?, "subaccount_number")?;
+    let owner: &str = col(row, 6, "owner")?;
+    let order_flags = to_u32(col(row, 7, "order_flags")?, "order_flags")?;
+    let clob_pair_id = to_u32(col(row, 8, "clob_pair_id")?, "clob_pair_id")?;
+    if (
+        owner,
+        subaccount_number,
+        client_id,
+        order_flags,
+        clob_pair_id,
+    ) != (
+        dydx_order_id.owner.as_str(),
+        dydx_order_id.subaccount_number,
+        dydx_order_id.client_id,
+        dydx_order_id.order_flags,
+        dydx_order_id.clob_pair_id,
+    ) {
+        return Err(StoreError::invalid(
+            None,
+            format!(
+                "the OrderId columns (owner {owner}, subaccount {subaccount_number}, client id \
+                 {client_id}, flags {order_flags}, clob pair {clob_pair_id}) disagree with \
+                 dydx_order_id {dydx_order_id:?}"
+            ),
+        ));
+    }
+    let good_til = match (gtb, gtbt) {
+        (Some(b), None) => GoodTil::Block(to_u32(b, "good_until_block")?),
+        (None, Some(t)) => GoodTil::BlockTime(to_u32(t, "good_til_block_time")?),
+        (None, None) => return Err(StoreError::invalid(None, "no good-til block or time")),
+        (Some(_), Some(_)) => {
+            return Err(StoreError::invalid(
+                None,
+                "both a good-til block and a good-til block time",
+            ));
+        }
+    };
+    let side: &str = col(row, 10, "side")?;
+    let order_type: &str = col(row, 13, "order_type")?;
+    let status: &str = col(row, 19, "status")?;
+    let version: i64 = col(row, 20, "version")?;
+    let history: &str = col(row, 21, "history")?;
+    let meta = OrderMetadata {
+        order_id,
+        dydx_order_id,
+        good_til,
+        symbol: col(row, 9, "symbol")?,
+        side: side.parse()?,
+        quantity: col(row, 11, "quantity")?,
+        price: col(row, 12, "price")?,
+        order_type: order_type.parse()?,
+        placed_at: col(row, 14, "placed_at")?,
+        updated_at: col(row, 15, "updated_at")?,
+        cancelled_at: col(row, 16, "cancelled_at")?,
+        tx_hash: col(row, 17, "tx_hash")?,
+        cancel_tx_hash: col(row, 18, "cancel_tx_hash")?,
+        status: status.parse()?,
+        version: u64::try_from(version).map_err(|_| {
+            StoreError::invalid(None, format!("column version: {version} is negative"))
+        })?,
+        history: history_from_json(history)?,
+    };
+    meta.validate()?;
+    Ok(meta)
+}
+
+/// One record's column values, ready to bind.
+pub(crate) struct Encoded<'a> {
+    pub order_id: &'a str,
+    pub dydx_order_id: String,
+    pub good_until_block: Option<i64>,
+    pub good_til_block_time: Option<i64>,
+    pub client_id: i64,
+    pub subaccount_number: i64,
+    pub owner: &'a str,
+    pub order_flags: i64,
+    pub clob_pair_id: i64,
+    pub symbol: &'a str,
+    pub side: &'static str,
+    pub quantity: &'a str,
+    pub price: Option<&'a str>,
+    pub order_type: &'static str,
+    pub placed_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub tx_hash: Option<&'a str>,
+    pub cancel_tx_hash: Option<&'a str>,
+    pub status: &'static str,
+    pub version: i64,
+    pub history: String,
+}
+
+/// Encodes a record already validated. A version beyond `i64::MAX` cannot be stored.
+pub(crate) fn encode(m: &OrderMetadata) -> Result<Encoded<'_>, StoreError> {
+    let id = &m.dydx_order_id;
+    Ok(Encoded {
+        order_id: &m.order_id,
+        dydx_order_id: id.to_base64(),
+        good_until_block: m.good_til.block().map(i64::from),
+        good_til_block_time: m.good_til.block_time().map(i64::from),
+        client_id: i64::from(id.client_id),
+        subaccount_number: i64::from(id.subaccount_number),
+        owner: &id.owner,
+        order_flags: i64::from(id.order_flags),
+        clob_pair_id: i64::from(id.clob_pair_id),
+        symbol: &m.symbol,
+        side: m.side.as_str(),
+        quantity: &m.quantity,
+        price: m.price.as_deref(),
+        order_type: m.order_type.as_str(),
+        placed_at: m.placed_at,
+        updated_at: m.updated_at,
+        cancelled_at: m.cancelled_at,
+        tx_hash: m.tx_hash.as_deref(),
+        cancel_tx_hash: m.cancel_tx_hash.as_deref(),
+        status: m.status.as_str(),
+        version: i64::try_from(m.version).map_err(|_| {
+            StoreError::invalid(
+                Some(&m.order_id),
+                format!("version {} does not fit a BIGINT", m.version),
+            )
+        })?,
+        history: history_to_json(&m.history),
+    })
+}

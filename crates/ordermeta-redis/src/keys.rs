@@ -1,0 +1,125 @@
+//! The key layout of one namespace (see the [crate docs](crate#key-layout)).
+
+use ordermeta_core::{OrderStatus, StoreError};
+
+/// Longest namespace accepted, in bytes.
+pub const MAX_NAMESPACE_LEN: usize = 128;
+
+/// The keys of one namespace. Every key starts with the hash tag `{<namespace>}`, so all of
+/// them live in one Redis Cluster slot and one script may touch any of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyLayout {
+    namespace: String,
+    tag: String,
+}
+
+impl KeyLayout {
+    /// The layout of `namespace`: 1..=128 bytes, no `{`, `}` or control characters (a brace
+    /// would change which part of the key Redis Cluster hashes).
+    pub fn new(namespace: &str) -> Result<Self, StoreError> {
+        if namespace.is_empty() || namespace.len() > MAX_NAMESPACE_LEN {
+            return Err(StoreError::invalid(
+                None,
+                format!("namespace must be 1..={MAX_NAMESPACE_LEN} bytes"),
+            ));
+        }
+        if namespace
+            .chars()
+            .any(|c| c == '{' || c == '}' || c.is_control())
+        {
+            return Err(StoreError::invalid(
+                None,
+                format!("namespace {namespace:?} contains a brace or a control character"),
+            ));
+        }
+        Ok(KeyLayout {
+            namespace: namespace.to_owned(),
+            tag: format!("{{{namespace}}}"),
+        })
+    }
+
+    /// The namespace.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// `{ns}:o:<order id>`: the HASH holding one order.
+    pub fn order(&self, order_id: &str) -> String {
+        format!("{}:o:{order_id}", self.tag)
+    }
+
+    /// `{ns}:ids`: ZSET of every order id, score 0 (paged with ZRANGEBYLEX, byte order).
+    pub fn ids(&self) -> String {
+        format!("{}:ids", self.tag)
+    }
+
+    /// `{ns}:open:gtb`: ZSET of open short-term orders, score = good-til block.
+    pub fn open_by_block(&self) -> String {
+        format!("{}:open:gtb", self.tag)
+    }
+
+    /// `{ns}:open:gtt`: ZSET of open stateful orders, score = good-til block time.
+    pub fn open_by_time(&self) -> String {
+        format!("{}:open:gtt", self.tag)
+    }
+
+    /// `{ns}:terminal`: ZSET of terminal orders, score = `updated_at` in microseconds.
+    pub fn terminal(&self) -> String {
+        format!("{}:terminal", self.tag)
+    }
+
+    /// `{ns}:status:<status>`: ZSET of the orders in `status`, score 0.
+    pub fn status(&self, status: OrderStatus) -> String {
+        format!("{}:status:{}", self.tag, status.as_str())
+    }
+
+    /// The eleven index keys every script takes first, in the order the scripts expect:
+    /// ids, open by block, open by time, terminal, then one per status in
+    /// [`OrderStatus::ALL`] order.
+    pub fn index_keys(&self) -> Vec<String> {
+        let mut keys = vec![
+            self.ids(),
+            self.open_by_block(),
+            self.open_by_time(),
+            self.terminal(),
+        ];
+        keys.extend(OrderStatus::ALL.into_iter().map(|s| self.status(s)));
+        keys
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_carries_the_namespace_hash_tag() {
+        let k = KeyLayout::new("bot-1").expect("namespace");
+        for key in k.index_keys().into_iter().chain([k.order("a{b}c")]) {
+            assert!(key.starts_with("{bot-1}:"), "{key}");
+        }
+        assert_eq!(k.order("x"), "{bot-1}:o:x");
+    }
+
+    #[test]
+    fn bad_namespaces_are_refused() {
+        for bad in ["", "a{b", "a}b", "a\nb"] {
+            assert!(KeyLayout::new(bad).is_err(), "{bad:?}");
+        }
+        assert!(KeyLayout::new(&"x".repeat(MAX_NAMESPACE_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn lua_status_order_matches_the_index_keys() {
+        let names: Vec<String> = OrderStatus::ALL
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        let line = format!("local STATUSES = {{{}}}", names.join(", "));
+        for (name, src) in crate::scripts::SOURCES {
+            if src.contains("STATUSES") {
+                assert!(src.contains(&line), "{name} lists the statuses as {line}");
+            }
+        }
+    }
+}

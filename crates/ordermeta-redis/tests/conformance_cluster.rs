@@ -1,0 +1,99 @@
+//! The whole conformance suite on a real 3-master Redis Cluster that this test binary starts
+//! on free loopback ports (`redis-server --cluster-enabled yes`, `redis-cli --cluster create`).
+//! Any key of one script call in another slot would fail with CROSSSLOT; none does.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
+
+use ordermeta_core::conformance::{TestStore, short_term};
+use ordermeta_core::{MetadataStore, MetadataStoreExt, OrderStatus};
+use ordermeta_redis::redis;
+
+/// One cluster for the whole binary; its servers die with the process (see `RedisServer`).
+fn cluster() -> &'static common::Cluster {
+    static CLUSTER: OnceLock<common::Cluster> = OnceLock::new();
+    CLUSTER.get_or_init(common::Cluster::start)
+}
+
+async fn setup() -> TestStore {
+    let url = tokio::task::spawn_blocking(|| cluster().url())
+        .await
+        .expect("start the cluster");
+    common::test_store(common::connect_fresh(&url, "cluster").await)
+}
+
+ordermeta_core::conformance_tests!(setup);
+
+/// The cluster really has three masters, namespaces land on different ones, and a store works
+/// whichever node it was pointed at first (also through an explicit node list).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_spread_over_the_masters() {
+    let c = tokio::task::spawn_blocking(cluster).await.expect("cluster");
+    let node = format!("redis://127.0.0.1:{}", c.nodes[2].port);
+    let client = redis::Client::open(node.as_str()).expect("client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("node");
+    let nodes: String = redis::cmd("CLUSTER")
+        .arg("NODES")
+        .query_async(&mut conn)
+        .await
+        .expect("cluster nodes");
+    assert_eq!(
+        nodes.lines().filter(|l| l.contains("master")).count(),
+        3,
+        "{nodes}"
+    );
+
+    // Slot ranges per master, to see where namespaces land.
+    let slots: Vec<(i64, i64, Vec<redis::Value>)> = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async(&mut conn)
+        .await
+        .expect("cluster slots");
+    let owner = |slot: i64| {
+        slots
+            .iter()
+            .position(|(lo, hi, _)| (*lo..=*hi).contains(&slot))
+            .expect("every slot is served")
+    };
+    let mut masters = BTreeSet::new();
+    for i in 0..24 {
+        let ns = common::unique_namespace("spread");
+        let builder = if i % 2 == 0 {
+            ordermeta_redis::RedisStore::builder(&c.url())
+        } else {
+            // One seed node is enough; the client discovers the others.
+            let seed = format!("redis://127.0.0.1:{}", c.nodes[i % 3].port);
+            ordermeta_redis::RedisStoreBuilder::cluster([seed])
+        };
+        let store = builder
+            .namespace(ns)
+            .connect()
+            .await
+            .expect("connect to the cluster");
+        let slot: i64 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(store.keys().ids())
+            .query_async(&mut conn)
+            .await
+            .expect("keyslot");
+        masters.insert(owner(slot));
+        let id = format!("spread-{i}");
+        store
+            .record(&short_term(&id, OrderStatus::Active, 10))
+            .await
+            .expect("record");
+        store.claim_for_cancel(&id).await.expect("claim");
+        assert_eq!(store.get_required(&id).await.expect("get").version, 2);
+        store.delete_namespace().await.expect("cleanup");
+    }
+    assert_eq!(
+        masters.len(),
+        3,
+        "24 namespaces over 3 masters: {masters:?}"
+    );
+}

@@ -1,0 +1,572 @@
+//! End-to-end flows shared by every backend: the unmodified `dydx` client, through
+//! `DydxGateway`, against the local node simulator over real gRPC. Each flow asserts on what
+//! the simulator received, not on what ordermeta believes.
+
+#![allow(dead_code)] // each test binary uses a subset
+
+use std::future::Future;
+use std::sync::Arc;
+
+use dydx::indexer::{ClientId, ClobPairId, Denom, Height};
+use dydx::node::{ChainId, NodeConfig, OrderBuilder, OrderMarketParams, OrderSide, Wallet};
+use dydx_proto::dydxprotocol::clob::Order;
+use ordermeta::dydx::{
+    ChainSettings, DydxGateway, OrderDetails, OrderMetaClient, PlaceError, to_proto_order_id,
+};
+use ordermeta::dydx_sim::{MsgKind, ReceivedMsg, SimConfig, SimHandle, SimNode};
+use ordermeta::{
+    CancelErrorKind, GoodTil, MetadataStore, MetadataStoreExt, OrderStatus, OrderType,
+    RecordingSwitch, Side,
+};
+
+pub use dydx_proto;
+
+/// The end-to-end tests every store runs. The invoking file defines
+/// `async fn fresh(flow)`, which runs `flow(spec)` on a fresh database (file, schema or
+/// namespace) and removes it afterwards, and `async fn open(spec) -> Arc<dyn MetadataStore>`,
+/// which opens a new handle on it as a restarted process would. `store_down_at_placement`
+/// differs per store and stays in each file.
+#[allow(unused_macros)] // e2e_testnet does not use it
+macro_rules! e2e_flows {
+    () => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn place_restart_cancel() {
+            fresh(|s| common::place_restart_cancel(move || open(s.clone()))).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn refusals_send_no_cancel() {
+            fresh(|s| common::refusals(move || open(s.clone()))).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn concurrent_cancels_send_one_tx() {
+            fresh(|s| common::concurrent_cancels(move || open(s.clone()))).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn recording_off_is_the_old_behaviour() {
+            fresh(|s| common::recording_off(move || open(s.clone()))).await;
+        }
+
+        /// 8 tasks here and 8 in a second OS process (this test binary re-invoked) cancel
+        /// the same order through the same database and the same node: exactly one cancel
+        /// tx reaches it.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn concurrent_cancels_across_processes() {
+            if std::env::var_os(common::CHILD_ENV).is_some() {
+                // The child works in the parent's database, which the parent removes.
+                return common::cancels_across_processes(
+                    "concurrent_cancels_across_processes",
+                    String::new(),
+                    open,
+                )
+                .await;
+            }
+            fresh(|s| {
+                common::cancels_across_processes("concurrent_cancels_across_processes", s, open)
+            })
+            .await;
+        }
+    };
+}
+
+/// The public test mnemonic of the `dydx` crate's examples (never funded on mainnet).
+pub const MNEMONIC: &str = "mirror actor skill push coach wait confirm orchard lunch mobile athlete gossip awake miracle matter bus reopen team ladder lazy list timber render wait";
+
+/// A running simulator with two funded accounts of [`MNEMONIC`].
+pub struct Chain {
+    pub sim: SimHandle,
+    pub wallet: Wallet,
+}
+
+impl Chain {
+    pub async fn start() -> Self {
+        let sim = SimNode::start(SimConfig::default().with_mnemonic(MNEMONIC, 2))
+            .await
+            .expect("start simulator");
+        let wallet = Wallet::from_mnemonic(MNEMONIC).expect("wallet");
+        Chain { sim, wallet }
+    }
+
+    /// A chain that is already running (another process's), reached by its endpoint.
+    pub fn node_config_for(endpoint: String) -> NodeConfig {
+        NodeConfig {
+            endpoint,
+            timeout: 10_000,
+            chain_id: ChainId::Testnet4,
+            fee_denom: Denom::Usdc,
+            manage_sequencing: true,
+        }
+    }
+
+    pub fn node_config(&self) -> NodeConfig {
+        Self::node_config_for(self.sim.endpoint())
+    }
+
+    /// A fresh client — new gRPC connection, new account state — for `account`, over `store`:
+    /// what a restarted process builds.
+    pub async fn client(&self, store: Arc<dyn MetadataStore>, account: u32) -> OrderMetaClient {
+        client_for(self.node_config(), &self.wallet, store, account).await
+    }
+
+    pub fn address(&self, account: u32) -> String {
+        self.wallet
+            .account_offline(account)
+            .expect("account")
+            .address()
+            .to_string()
+    }
+
+    /// A short-term limit order of `account`/subaccount 0 on clob pair 0, good for `blocks`.
+    pub fn short_term(&self, account: u32, client_id: u32, blocks: u32) -> Order {
+        let sub = self
+            .wallet
+            .account_offline(account)
+            .expect("account")
+            .subaccount(0)
+            .expect("sub");
+        let (_, order) = OrderBuilder::new(market(), sub)
+            .limit(OrderSide::Buy, 50_000, 1)
+            .until(Height(self.sim.height() + blocks))
+            .build(ClientId(client_id))
+            .expect("build short-term order");
+        order
+    }
+
+    /// A long-term limit order of `account`/subaccount 0, good for `secs` past the block time.
+    pub fn long_term(&self, account: u32, client_id: u32, secs: i64) -> Order {
+        let sub = self
+            .wallet
+            .account_offline(account)
+            .expect("account")
+            .subaccount(0)
+            .expect("sub");
+        let (_, order) = OrderBuilder::new(market(), sub)
+            .limit(OrderSide::Sell, 70_000, 1)
+            .long_term()
+            .until(self.sim.block_time() + chrono::Duration::seconds(secs))
+            .build(ClientId(client_id))
+            .expect("build long-term order");
+        order
+    }
+
+    /// Every `MsgCancelOrder` the node received for the order recorded under `order_id`'s
+    /// chain id.
+    pub fn cancels_of(&self, id: &dydx_proto::dydxprotocol::clob::OrderId) -> Vec<ReceivedMsg> {
+        self.sim
+            .messages()
+            .into_iter()
+            .filter(
+                |m| matches!(&m.kind, MsgKind::CancelOrder { order_id: Some(o), .. } if o == id),
+            )
+            .collect()
+    }
+
+    pub fn count(&self, pred: impl Fn(&MsgKind) -> bool) -> usize {
+        self.sim.messages().iter().filter(|m| pred(&m.kind)).count()
+    }
+}
+
+pub async fn client_for(
+    config: NodeConfig,
+    wallet: &Wallet,
+    store: Arc<dyn MetadataStore>,
+    account: u32,
+) -> OrderMetaClient {
+    let gateway = DydxGateway::connect(config, wallet, account)
+        .await
+        .expect("connect gateway to the simulator");
+    OrderMetaClient::new(
+        Arc::new(gateway),
+        store,
+        RecordingSwitch::new(true),
+        ChainSettings::default(),
+    )
+}
+
+/// BTC-USD-like market parameters for clob pair 0.
+pub fn market() -> OrderMarketParams {
+    OrderMarketParams {
+        atomic_resolution: -10,
+        clob_pair_id: ClobPairId(0),
+        oracle_price: None,
+        quantum_conversion_exponent: -9,
+        step_base_quantums: 1_000_000,
+        subticks_per_tick: 100_000,
+    }
+}
+
+pub fn details() -> OrderDetails {
+    OrderDetails {
+        symbol: "BTC-USD".into(),
+        side: Side::Buy,
+        quantity: "1".into(),
+        price: Some("50000".into()),
+        order_type: OrderType::Limit,
+    }
+}
+
+fn sim_good_til(kind: &MsgKind) -> Option<GoodTil> {
+    match kind {
+        MsgKind::CancelOrder { good_til, .. } => good_til.map(|g| match g {
+            ordermeta::dydx_sim::GoodTil::Block(b) => GoodTil::Block(b),
+            ordermeta::dydx_sim::GoodTil::BlockTime(t) => GoodTil::BlockTime(t),
+        }),
+        _ => None,
+    }
+}
+
+/// Place a short-term and a long-term order, drop everything (a restart), reopen the store
+/// and a new connection, cancel both by id: the node received exactly one cancel each, with
+/// the placed OrderId and the order's own good-til, and removed both orders.
+pub async fn place_restart_cancel<S, F>(open: S)
+where
+    S: Fn() -> F,
+    F: Future<Output = Arc<dyn MetadataStore>>,
+{
+    let chain = Chain::start().await;
+    let (short, long) = {
+        let client = chain.client(open().await, 0).await;
+        let short = client
+            .place_order(chain.short_term(0, 11, 20), details())
+            .await
+            .expect("place short-term");
+        let long = client
+            .place_order(chain.long_term(0, 12, 3600), details())
+            .await
+            .expect("place long-term");
+        (short, long)
+    };
+    chain.sim.advance_blocks(1);
+
+    let store = open().await;
+    let client = chain.client(store.clone(), 0).await;
+    for placed in [&short, &long] {
+        let meta = store
+            .get_required(&placed.order_id)
+            .await
+            .expect("metadata survives restart");
+        assert_eq!(meta.status, OrderStatus::Active);
+        assert_eq!(meta.tx_hash.as_deref(), Some(placed.tx_hash.as_str()));
+        let proto = to_proto_order_id(&meta.dydx_order_id);
+        assert!(
+            chain
+                .sim
+                .order(&proto)
+                .expect("on the book")
+                .status
+                .is_live()
+        );
+
+        let done = client
+            .cancel_order(&placed.order_id)
+            .await
+            .expect("cancel by id");
+        chain.sim.advance_blocks(1);
+
+        let cancels = chain.cancels_of(&proto);
+        assert_eq!(
+            cancels.len(),
+            1,
+            "exactly one MsgCancelOrder for {}",
+            placed.order_id
+        );
+        assert_eq!(cancels[0].code(), 0, "accepted: {:?}", cancels[0].result);
+        assert_eq!(
+            sim_good_til(&cancels[0].kind),
+            Some(meta.good_til),
+            "the order's own good-til"
+        );
+        assert_eq!(
+            cancels[0].tx_hash.to_uppercase(),
+            done.tx_hash.to_uppercase()
+        );
+        let state = chain.sim.order(&proto).expect("known to the node");
+        assert!(
+            !state.status.is_live(),
+            "{} still live: {:?}",
+            placed.order_id,
+            state.status
+        );
+
+        let after = store.get_required(&placed.order_id).await.expect("get");
+        assert_eq!(after.status, OrderStatus::Cancelled);
+        assert_eq!(after.cancel_tx_hash.as_deref(), Some(done.tx_hash.as_str()));
+        assert!(after.cancelled_at.is_some());
+    }
+}
+
+/// Expired (by height and by time), filled, already-cancelled, not-owned and unknown ids each
+/// give their error, and the node received no cancel for them.
+pub async fn refusals<S, F>(open: S)
+where
+    S: Fn() -> F,
+    F: Future<Output = Arc<dyn MetadataStore>>,
+{
+    let chain = Chain::start().await;
+    let store = open().await;
+    let me = chain.client(store.clone(), 0).await;
+    let other = chain.client(store.clone(), 1).await;
+
+    let expiring = me
+        .place_order(chain.short_term(0, 21, 2), details())
+        .await
+        .expect("place");
+    let expiring_lt = me
+        .place_order(chain.long_term(0, 22, 30), details())
+        .await
+        .expect("place");
+    let filled = me
+        .place_order(chain.short_term(0, 23, 20), details())
+        .await
+        .expect("place");
+    let cancelled = me
+        .place_order(chain.short_term(0, 24, 20), details())
+        .await
+        .expect("place");
+    let theirs = other
+        .place_order(chain.short_term(1, 25, 20), details())
+        .await
+        .expect("place");
+    chain.sim.advance_blocks(1);
+
+    me.cancel_order(&cancelled.order_id)
+        .await
+        .expect("first cancel");
+    let fill_meta = store.get_required(&filled.order_id).await.expect("get");
+    chain
+        .sim
+        .fill(
+            &to_proto_order_id(&fill_meta.dydx_order_id),
+            ordermeta::dydx_sim::Fill::Full,
+        )
+        .expect("fill on the node");
+    me.mark_filled(&filled.order_id).await.expect("fill feed");
+    chain.sim.advance_blocks(3);
+    chain
+        .sim
+        .set_block_time(chain.sim.block_time() + chrono::Duration::seconds(120))
+        .expect("advance block time");
+    chain.sim.advance_blocks(1);
+
+    let cancels_before = chain.count(|k| matches!(k, MsgKind::CancelOrder { .. }));
+    let cases = [
+        (expiring.order_id.as_str(), CancelErrorKind::OrderExpired),
+        (expiring_lt.order_id.as_str(), CancelErrorKind::OrderExpired),
+        (filled.order_id.as_str(), CancelErrorKind::AlreadyFilled),
+        (
+            cancelled.order_id.as_str(),
+            CancelErrorKind::AlreadyCancelled,
+        ),
+        (theirs.order_id.as_str(), CancelErrorKind::NotOwner),
+        ("no-such-order", CancelErrorKind::MetadataNotFound),
+    ];
+    for (id, kind) in cases {
+        let err = me.cancel_order(id).await.expect_err(id);
+        assert_eq!(err.kind(), kind, "{id}: {err}");
+    }
+    assert_eq!(
+        chain.count(|k| matches!(k, MsgKind::CancelOrder { .. })),
+        cancels_before,
+        "no cancel reached the node"
+    );
+    for id in [&expiring.order_id, &expiring_lt.order_id] {
+        assert_eq!(
+            store.get_required(id).await.expect("get").status,
+            OrderStatus::Expired
+        );
+    }
+    assert_eq!(
+        store
+            .get_required(&theirs.order_id)
+            .await
+            .expect("get")
+            .status,
+        OrderStatus::Active,
+        "not-owned order untouched"
+    );
+}
+
+/// 16 concurrent cancels of one order from one client: exactly one cancel tx reached the node.
+pub async fn concurrent_cancels<S, F>(open: S)
+where
+    S: Fn() -> F,
+    F: Future<Output = Arc<dyn MetadataStore>>,
+{
+    let chain = Chain::start().await;
+    let store = open().await;
+    let client = Arc::new(chain.client(store.clone(), 0).await);
+    let placed = client
+        .place_order(chain.short_term(0, 31, 20), details())
+        .await
+        .expect("place");
+    let wins = cancel_many(client.clone(), &placed.order_id, 16).await;
+    assert_eq!(wins, 1);
+    let meta = store.get_required(&placed.order_id).await.expect("get");
+    assert_eq!(
+        chain
+            .cancels_of(&to_proto_order_id(&meta.dydx_order_id))
+            .len(),
+        1
+    );
+}
+
+/// The store is down at placement: the order is not broadcast.
+pub async fn store_down_places_nothing(broken: Arc<dyn MetadataStore>) {
+    let chain = Chain::start().await;
+    let client = chain.client(broken, 0).await;
+    let err = client
+        .place_order(chain.short_term(0, 41, 20), details())
+        .await
+        .expect_err("must refuse");
+    assert!(matches!(err, PlaceError::Storage { .. }), "{err}");
+    assert_eq!(
+        chain.count(|k| matches!(k, MsgKind::PlaceOrder { .. })),
+        0,
+        "nothing reached the node"
+    );
+}
+
+/// Recording off: placement works as before (the node gets it, nothing is recorded) and
+/// cancel-by-id answers with manual guidance without touching the node.
+pub async fn recording_off<S, F>(open: S)
+where
+    S: Fn() -> F,
+    F: Future<Output = Arc<dyn MetadataStore>>,
+{
+    let chain = Chain::start().await;
+    let store = open().await;
+    let client = chain.client(store.clone(), 0).await;
+    client.recording().set(false);
+    let placed = client
+        .place_order(chain.short_term(0, 51, 20), details())
+        .await
+        .expect("place");
+    assert!(!placed.recorded);
+    assert_eq!(chain.count(|k| matches!(k, MsgKind::PlaceOrder { .. })), 1);
+    assert!(
+        store.get(&placed.order_id).await.expect("get").is_none(),
+        "nothing recorded"
+    );
+    let err = client
+        .cancel_order(&placed.order_id)
+        .await
+        .expect_err("disabled");
+    assert_eq!(err.kind(), CancelErrorKind::RecordingDisabled);
+    assert_eq!(chain.count(|k| matches!(k, MsgKind::CancelOrder { .. })), 0);
+    // Flipped back on at run time, without a restart, recording resumes.
+    client.recording().set(true);
+    let placed = client
+        .place_order(chain.short_term(0, 52, 20), details())
+        .await
+        .expect("place");
+    assert!(placed.recorded);
+    assert!(store.get(&placed.order_id).await.expect("get").is_some());
+}
+
+pub const CHILD_ENV: &str = "ORDERMETA_E2E_CHILD";
+
+/// 8 tasks in this process and 8 in a second OS process (this test binary re-invoked on
+/// `test_name`) cancel one order through the same database (`store_spec`, handed to `open`
+/// in both processes) and the same node: exactly one cancel tx reaches the node.
+///
+/// In the child (recognised by `ORDERMETA_E2E_CHILD`) it only runs its 8 cancels and prints
+/// how many it won; the parent's `store_spec` is then ignored.
+pub async fn cancels_across_processes<O, F>(test_name: &str, store_spec: String, open: O)
+where
+    O: Fn(String) -> F,
+    F: Future<Output = Arc<dyn MetadataStore>>,
+{
+    if let Ok(spec) = std::env::var(CHILD_ENV) {
+        let mut parts = spec.lines();
+        let (endpoint, store_spec, id) = (
+            parts.next().expect("endpoint").to_owned(),
+            parts.next().expect("store spec").to_owned(),
+            parts.next().expect("order id").to_owned(),
+        );
+        let wallet = Wallet::from_mnemonic(MNEMONIC).expect("wallet");
+        let client = client_for(
+            Chain::node_config_for(endpoint),
+            &wallet,
+            open(store_spec).await,
+            0,
+        )
+        .await;
+        let wins = cancel_many(Arc::new(client), &id, 8).await;
+        println!("WINS={wins}");
+        return;
+    }
+    let chain = Chain::start().await;
+    let store = open(store_spec.clone()).await;
+    let client = Arc::new(chain.client(store.clone(), 0).await);
+    let placed = client
+        .place_order(chain.short_term(0, 61, 30), details())
+        .await
+        .expect("place");
+
+    let exe = std::env::current_exe().expect("test binary");
+    let spec = format!(
+        "{}\n{store_spec}\n{}",
+        chain.sim.endpoint(),
+        placed.order_id
+    );
+    let child = tokio::process::Command::new(exe)
+        .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, spec)
+        .output();
+    let here = cancel_many(client.clone(), &placed.order_id, 8);
+    let (child, here) = tokio::join!(child, here);
+    let child = child.expect("run child process");
+    assert!(
+        child.status.success(),
+        "child failed: {}",
+        String::from_utf8_lossy(&child.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&child.stdout);
+    let child_wins: usize = stdout
+        .split("WINS=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the child reports its wins: {stdout}"));
+    assert_eq!(
+        here + child_wins,
+        1,
+        "exactly one canceller won across both processes"
+    );
+    let meta = store.get_required(&placed.order_id).await.expect("get");
+    assert_eq!(
+        chain
+            .cancels_of(&to_proto_order_id(&meta.dydx_order_id))
+            .len(),
+        1
+    );
+    assert_eq!(meta.status, OrderStatus::Cancelled);
+}
+
+/// `n` concurrent cancels of `id`; returns how many succeeded. Every loser must be told the
+/// cancel is in progress or done.
+async fn cancel_many(client: Arc<OrderMetaClient>, id: &str, n: usize) -> usize {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let c = client.clone();
+            let id = id.to_owned();
+            tokio::spawn(async move { c.cancel_order(&id).await })
+        })
+        .collect();
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.expect("join") {
+            Ok(_) => wins += 1,
+            Err(e) => assert!(
+                matches!(
+                    e.kind(),
+                    CancelErrorKind::CancelInProgress | CancelErrorKind::AlreadyCancelled
+                ),
+                "{e}"
+            ),
+        }
+    }
+    wins
+}
