@@ -75,6 +75,30 @@
 //! client re-sends finds its own token and answers as the first call would have. Scripts
 //! are atomic, so a crash or a kill never leaves a half-written record or index.
 //!
+//! ## Performance
+//!
+//! `benches/redis.rs` runs 8 concurrent tasks on one connection beside bare redis-rs doing the
+//! same round trips with the same payload (HSET for `record`; HSET + HGETALL for a
+//! transition). Throughput ours / bare, three runs on a shared 2-core machine with the server
+//! on the same cores (2026-11-24):
+//!
+//! | operation | ours / bare |
+//! |---|---|
+//! | `record` | 0.63, 0.64, 0.73 |
+//! | `transition` (`claim_for_cancel`) | 0.51, 0.51, 0.54 |
+//!
+//! This is **below the 0.7 the project set**, and the cost is the server's: `SLOWLOG` puts a
+//! `record` script at a median 27 µs and a bare HSET at 4 µs; `INFO commandstats`, without
+//! the slow log's own overhead, 15.5 µs against 3.5 µs. What the script does beyond the HSET
+//! is what makes the store correct: the existence check (no silent overwrite), the
+//! `ids`/status/good-til index entries (`list` by status in id order, `expire` in
+//! O(expired)), all in one atomic step. A script doing only HSET and three ZADDs already
+//! costs 10 µs against HSET's 3 µs on this server, so no reordering inside the scripts can
+//! reach 0.7 here; the transition script was cut from six server calls to four (HGETALL,
+//! HSET, ZREM, ZADD), which took its median from 31 µs to 27 µs. Where the server has a core
+//! of its own, its time per operation is the bound instead: at 15.5 µs, some 64 000
+//! records/s per server core.
+//!
 //! ## Example
 //!
 //! ```no_run

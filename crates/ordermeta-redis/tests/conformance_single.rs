@@ -145,6 +145,57 @@ async fn corrupt_values_are_invalid_metadata() {
     .await;
 }
 
+/// The transition script counts versions in Lua when a Lua number holds them exactly and with
+/// HINCRBY beyond that; both must give the exact successor, and a version that is no integer
+/// must stop the transition before it writes anything.
+#[tokio::test]
+async fn versions_count_exactly_at_every_size() {
+    let store = common::connect_fresh(&common::redis_url(), "version").await;
+    let ts = common::test_store(store.clone());
+    ts.run(|s| async move {
+        let mut conn = store.connection();
+        let key = store.keys().order("v-1");
+        s.record(&short_term("v-1", OrderStatus::Active, 9))
+            .await
+            .expect("record");
+        // 14 digits: computed in Lua; 2^53 + 1: not exact as a double, so HINCRBY.
+        for (stored, from, to) in [
+            (
+                "99999999999999",
+                OrderStatus::Active,
+                OrderStatus::Cancelling,
+            ),
+            (
+                "9007199254740993",
+                OrderStatus::Cancelling,
+                OrderStatus::Active,
+            ),
+        ] {
+            let _: () = conn.hset(&key, "version", stored).await.expect("hset");
+            let got = s
+                .transition(&TransitionRequest::new("v-1", &[from], to))
+                .await
+                .expect("transition");
+            let next = stored.parse::<u64>().expect("u64") + 1;
+            assert_eq!(got.version, next, "from {stored}");
+            assert_eq!(s.get_required("v-1").await.expect("get").version, next);
+        }
+        let _: () = conn.hset(&key, "version", "1.5").await.expect("hset");
+        let err = s
+            .transition(&TransitionRequest::new(
+                "v-1",
+                &[OrderStatus::Active],
+                OrderStatus::Cancelling,
+            ))
+            .await
+            .expect_err("corrupt version");
+        assert_eq!(err.kind(), ErrorKind::InvalidMetadata, "{err}");
+        let status: String = conn.hget(&key, "status").await.expect("hget");
+        assert_eq!(status, "active", "nothing written");
+    })
+    .await;
+}
+
 /// With a retention TTL, terminal records vanish by themselves; open ones never do; list
 /// skips and purge sweeps what the TTL leaves behind in the indexes.
 #[tokio::test]
