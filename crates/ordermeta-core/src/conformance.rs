@@ -5,12 +5,18 @@
 //! [`conformance_tests!`](crate::conformance_tests) against a real server; a new backend is
 //! done when the suite passes.
 //!
-//! ```ignore
-//! async fn setup() -> ordermeta_core::conformance::TestStore {
-//!     let store = MyStore::connect(/* a fresh, isolated namespace */).await.expect("connect");
-//!     TestStore::new(std::sync::Arc::new(store))
+//! ```
+//! use std::sync::Arc;
+//! use ordermeta_core::MemoryStore;
+//! use ordermeta_core::conformance::TestStore;
+//!
+//! async fn setup() -> TestStore {
+//!     // A real backend connects to a fresh, isolated schema or namespace here, and passes
+//!     // its removal to `TestStore::with_cleanup`.
+//!     TestStore::new(Arc::new(MemoryStore::new()))
 //! }
 //! ordermeta_core::conformance_tests!(setup);
+//! # fn main() {}
 //! ```
 
 use std::collections::BTreeSet;
