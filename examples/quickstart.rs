@@ -6,6 +6,10 @@
 //! order by its id alone, and prints a status table.
 //!
 //! Run: `cargo run --example quickstart --features dydx,dydx-sim`
+//!
+//! Any store works the same: pass its URL (see `ordermeta::open`), e.g.
+//! `cargo run --example quickstart --features dydx,dydx-sim,postgres -- 'postgres://postgres@127.0.0.1/postgres?schema=quickstart'`
+//! or `cargo run --example quickstart --features dydx,dydx-sim,redis -- redis://127.0.0.1:6379?namespace=quickstart`.
 
 use std::sync::Arc;
 
@@ -13,8 +17,7 @@ use dydx::indexer::{ClientId, ClobPairId, Denom, Height};
 use dydx::node::{ChainId, NodeConfig, OrderBuilder, OrderMarketParams, OrderSide, Wallet};
 use ordermeta::dydx::{ChainSettings, DydxGateway, OrderDetails, OrderMetaClient};
 use ordermeta::dydx_sim::{SimConfig, SimNode};
-use ordermeta::sqlite::SqliteStore;
-use ordermeta::{ListQuery, MetadataStore, OrderType, RecordingSwitch, Side};
+use ordermeta::{MetadataStore, MetadataStoreExt, OrderType, RecordingSwitch, Side};
 
 /// The public test mnemonic of the `dydx` crate's examples.
 const MNEMONIC: &str = "mirror actor skill push coach wait confirm orchard lunch mobile athlete gossip awake miracle matter bus reopen team ladder lazy list timber render wait";
@@ -56,24 +59,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sim = SimNode::start(SimConfig::default().with_mnemonic(MNEMONIC, 1)).await?;
     let wallet = Wallet::from_mnemonic(MNEMONIC)?;
     let dir = tempfile::tempdir()?;
-    let db = dir.path().join("ordermeta.db");
+    // The store's URL: the first argument, else a new SQLite file.
+    let url = match std::env::args().nth(1) {
+        Some(url) => url,
+        None => format!("sqlite:{}", dir.path().join("ordermeta.db").display()),
+    };
     println!(
         "node simulator: {}   store: {}",
         sim.endpoint(),
-        db.display()
+        url.split('@').next_back().unwrap_or_default() // no password on screen
     );
+    // Client ids unique to this run, so that a store reused across runs takes new orders.
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .subsec_micros()
+        * 4;
 
     // Process 1: place orders. Each is recorded as pending before it is broadcast.
     let mut ids = Vec::new();
     {
-        let store: Arc<dyn MetadataStore> = Arc::new(SqliteStore::open(&db).await?);
+        let store = ordermeta::open(&url).await?;
         let client = connect(&sim.endpoint(), &wallet, store).await?;
         let sub = wallet.account_offline(0)?.subaccount(0)?;
         for i in 0..2u32 {
             let (_, order) = OrderBuilder::new(market(), sub.clone())
                 .limit(OrderSide::Buy, 50_000 + i, 1)
                 .until(Height(sim.height() + 20))
-                .build(ClientId(100 + i))?;
+                .build(ClientId(run + i))?;
             let details = OrderDetails {
                 symbol: "BTC-USD".into(),
                 side: Side::Buy,
@@ -88,7 +100,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .limit(OrderSide::Sell, 70_000 + i, 1)
                 .long_term()
                 .until(sim.block_time() + chrono::Duration::days(7))
-                .build(ClientId(200 + i))?;
+                .build(ClientId(run + 2 + i))?;
             let details = OrderDetails {
                 symbol: "BTC-USD".into(),
                 side: Side::Sell,
@@ -107,7 +119,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     } // store and client dropped: the process "restarts"
 
     // Process 2: nothing in memory but the ids.
-    let store: Arc<dyn MetadataStore> = Arc::new(SqliteStore::open(&db).await?);
+    let store = ordermeta::open(&url).await?;
     let client = connect(&sim.endpoint(), &wallet, store.clone()).await?;
     for id in &ids {
         let done = client.cancel_order(id).await?;
@@ -120,7 +132,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{:<66} {:<40} {:<10} cancel tx",
         "order id", "good-til", "status"
     );
-    for m in store.list(&ListQuery::default()).await?.items {
+    for id in &ids {
+        let m = store.get_required(id).await?;
         println!(
             "{:<66} {:<40} {:<10} {}",
             m.order_id,

@@ -17,9 +17,15 @@
 //! | `dydx-sim`   | `dydx_sim`   | local dYdX node over real gRPC, for tests and CI    |
 //! | `recording`  | —            | compile metadata recording in (default)             |
 //! | `conformance`| —            | the store conformance suite                         |
+//!
+//! [`open`] opens whichever store a URL names (`sqlite:…`, `postgres://…`, `redis://…`,
+//! `memory:`), so the backend can be a configuration value.
 #![deny(missing_docs)]
 
 pub use ordermeta_core::*;
+
+mod open;
+pub use open::{OpenError, open};
 
 /// The embedded SQLite store (feature `sqlite`).
 #[cfg(feature = "sqlite")]
