@@ -68,4 +68,6 @@ redis_ok "$REDIS_URL" || { log "Redis at $REDIS_URL does not answer"; exit 1; }
 log "Redis: $REDIS_URL"
 
 # --- Tests -------------------------------------------------------------------------------
+# The rollback build first (no backends, recording compiled out): its own cfg branches.
+cargo test -p ordermeta-core -p ordermeta -p ordermeta-dydx --no-default-features --lib
 exec cargo test --workspace --all-features "$@"

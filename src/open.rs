@@ -306,4 +306,21 @@ mod tests {
         let store = open("memory:").await.expect("memory store");
         assert!(store.health().await.is_ok());
     }
+
+    /// A build without the backends says which feature a URL needs.
+    #[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "redis")))]
+    #[tokio::test]
+    async fn a_backend_left_out_names_its_feature() {
+        for (url, wanted) in [
+            ("sqlite:orders.db", "sqlite"),
+            ("orders.db", "sqlite"),
+            ("postgres://h/db", "postgres"),
+            ("rediss://h:6380", "redis"),
+        ] {
+            match open(url).await {
+                Err(OpenError::FeatureDisabled { feature, .. }) => assert_eq!(feature, wanted),
+                other => panic!("{url}: {:?}", other.map(|_| "a store")),
+            }
+        }
+    }
 }

@@ -105,4 +105,15 @@ mod tests {
         s.set(true);
         assert_eq!(s.is_on(), RecordingSwitch::compiled_in());
     }
+
+    /// The rollback build: without the feature nothing turns recording on.
+    #[cfg(not(feature = "recording"))]
+    #[test]
+    fn compiled_out_is_always_off() {
+        assert!(!RecordingSwitch::compiled_in());
+        assert!(!RecordingSwitch::new(true).is_on());
+        let s = RecordingSwitch::new(false);
+        s.set(true);
+        assert!(!s.is_on());
+    }
 }

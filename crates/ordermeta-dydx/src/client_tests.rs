@@ -1,3 +1,5 @@
+// Most tests need recording compiled in; the rollback build runs the recording-off ones.
+#![cfg_attr(not(feature = "recording"), allow(dead_code, unused_imports))]
 //! Unit tests of the placement and cancellation logic: a mocked gateway (mockall) over the
 //! in-memory reference store.
 
@@ -171,6 +173,7 @@ async fn status(store: &FlakyStore, id: &str) -> OrderStatus {
 
 // ----------------------------------------------------------------------------- place_order
 
+#[cfg(feature = "recording")]
 #[tokio::test]
 async fn place_records_pending_before_broadcast_then_active() {
     let store = Arc::new(FlakyStore::default());
@@ -205,6 +208,7 @@ async fn place_records_pending_before_broadcast_then_active() {
     assert_eq!(steps, [OrderStatus::Pending, OrderStatus::Active]);
 }
 
+#[cfg(feature = "recording")]
 #[tokio::test]
 async fn place_with_store_down_broadcasts_nothing() {
     let store = Arc::new(FlakyStore::default());
@@ -223,6 +227,7 @@ async fn place_with_store_down_broadcasts_nothing() {
     assert!(err.to_string().contains("not placed"), "{err}");
 }
 
+#[cfg(feature = "recording")]
 #[tokio::test]
 async fn place_rejected_marks_failed() {
     let store = Arc::new(FlakyStore::default());
@@ -247,6 +252,7 @@ async fn place_rejected_marks_failed() {
     }
 }
 
+#[cfg(feature = "recording")]
 #[tokio::test]
 async fn place_without_answer_stays_pending() {
     let store = Arc::new(FlakyStore::default());
@@ -272,13 +278,24 @@ async fn place_without_answer_stays_pending() {
     }
 }
 
+/// Recording off: by the runtime switch, or in the rollback build (feature `recording` left
+/// out), where even turning the switch on must leave it off.
+fn off(c: &OrderMetaClient) {
+    if RecordingSwitch::compiled_in() {
+        c.recording().set(false);
+    } else {
+        c.recording().set(true);
+        assert!(!c.recording().is_on());
+    }
+}
+
 #[tokio::test]
 async fn place_with_recording_off_behaves_as_before() {
     let store = Arc::new(FlakyStore::default());
     let mut gw = gateway();
     gw.expect_place().times(1).returning(|_| Ok("H".into()));
     let c = client(gw, store.clone());
-    c.recording().set(false);
+    off(&c);
     let placed = c
         .place_order(
             built_order(&oid(4, 0), Some(GoodTil::Block(120))),
@@ -290,6 +307,7 @@ async fn place_with_recording_off_behaves_as_before() {
     assert!(store.inner.is_empty(), "nothing recorded");
 }
 
+#[cfg(feature = "recording")]
 #[tokio::test]
 async fn place_invalid_orders_touch_nothing() {
     let store = Arc::new(FlakyStore::default());
@@ -321,6 +339,7 @@ async fn place_invalid_orders_touch_nothing() {
 
 // ---------------------------------------------------------------------------- cancel_order
 
+#[cfg(feature = "recording")]
 #[tokio::test]
 async fn cancel_short_term_uses_stored_id_and_good_til() {
     let store = Arc::new(FlakyStore::default());
@@ -352,6 +371,7 @@ async fn cancel_short_term_uses_stored_id_and_good_til() {
     );
 }
 
+#[cfg(feature = "recording")]
 #[tokio::test]
 async fn cancel_stateful_uses_stored_good_til_time() {
     let store = Arc::new(FlakyStore::default());
@@ -392,6 +412,7 @@ async fn expect_cancel_error(
     (store, key)
 }
 
+#[cfg(feature = "recording")]
 #[tokio::test]
 async fn cancel_refusals_send_nothing() {
     let gt = GoodTil::Block(150);
@@ -417,6 +438,7 @@ async fn cancel_refusals_send_nothing() {
     assert_eq!(status(&store, &key).await, OrderStatus::Active);
 }
 
+#[cfg(feature = "recording")]
 #[tokio::test]
 async fn cancel_of_order_expired_on_chain_marks_it_expired() {
     // Short-term: height 100 >= GTB 100. Stateful: block time >= GTBT.
@@ -443,6 +465,7 @@ async fn cancel_of_order_expired_on_chain_marks_it_expired() {
     assert!(key.ends_with("@b100"));
 }
 
+#[cfg(feature = "recording")]
 #[tokio::test]
 async fn cancel_error_message_reads_like_the_seed() {
     let store = Arc::new(FlakyStore::default());
@@ -483,6 +506,7 @@ async fn cancel_answered(
     (err.kind(), status(&store, &key).await)
 }
 
+#[cfg(feature = "recording")]
 #[tokio::test]
 async fn chain_answers_map_to_the_taxonomy() {
     let st = GoodTil::Block(130);
@@ -577,6 +601,7 @@ async fn chain_answers_map_to_the_taxonomy() {
     }
 }
 
+#[cfg(feature = "recording")]
 #[tokio::test]
 async fn clock_failure_is_network_error_and_claims_nothing() {
     let store = Arc::new(FlakyStore::default());
@@ -615,12 +640,13 @@ async fn recording_off_cancel_gives_manual_guidance() {
     let mut gw = gateway();
     gw.expect_cancel().times(0);
     let c = client(gw, store);
-    c.recording().set(false);
+    off(&c);
     let err = c.cancel_order(&key).await.expect_err("disabled");
     assert_eq!(err.kind(), CancelErrorKind::RecordingDisabled);
     assert!(err.to_string().contains("manually"), "{err}");
 }
 
+#[cfg(feature = "recording")]
 #[tokio::test]
 async fn local_rate_limit_refuses_before_the_chain() {
     let store = Arc::new(FlakyStore::default());
@@ -648,6 +674,7 @@ async fn local_rate_limit_refuses_before_the_chain() {
     assert_eq!(status(&store, &b).await, OrderStatus::Active);
 }
 
+#[cfg(feature = "recording")]
 #[tokio::test]
 async fn corrupt_and_unreachable_store() {
     let store = Arc::new(FlakyStore::default());
@@ -671,6 +698,7 @@ async fn corrupt_and_unreachable_store() {
     assert_eq!(err.kind(), CancelErrorKind::Storage);
 }
 
+#[cfg(feature = "recording")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_cancels_send_one_transaction() {
     let store = Arc::new(FlakyStore::default());
@@ -713,6 +741,7 @@ async fn concurrent_cancels_send_one_transaction() {
 
 // ---------------------------------------------------------------------- cancel_all & recovery
 
+#[cfg(feature = "recording")]
 #[tokio::test]
 async fn cancel_all_batches_short_term_and_cancels_stateful_singly() {
     let store = Arc::new(FlakyStore::default());
@@ -787,6 +816,7 @@ async fn cancel_all_batches_short_term_and_cancels_stateful_singly() {
     );
 }
 
+#[cfg(feature = "recording")]
 #[tokio::test]
 async fn cancel_all_by_market_and_failed_batch_releases_claims() {
     let store = Arc::new(FlakyStore::default());
@@ -815,6 +845,7 @@ async fn cancel_all_by_market_and_failed_batch_releases_claims() {
     assert_eq!(status(&store, "btc-order").await, OrderStatus::Active);
 }
 
+#[cfg(feature = "recording")]
 #[tokio::test]
 async fn mark_filled_from_any_open_or_cancelled_status() {
     let store = Arc::new(FlakyStore::default());
@@ -847,6 +878,7 @@ async fn mark_filled_from_any_open_or_cancelled_status() {
     assert_eq!(err.current_status(), Some(OrderStatus::Failed), "{err}");
 }
 
+#[cfg(feature = "recording")]
 #[tokio::test]
 async fn sweep_and_reconcile_settle_crash_leftovers() {
     let store = Arc::new(FlakyStore::default());
@@ -895,6 +927,7 @@ async fn sweep_and_reconcile_settle_crash_leftovers() {
     assert_eq!(status(&store, &old_active).await, OrderStatus::Expired);
 }
 
+#[cfg(feature = "recording")]
 #[tokio::test]
 async fn reconcile_skips_young_pending_records() {
     let store = Arc::new(FlakyStore::default());
@@ -917,6 +950,7 @@ async fn reconcile_skips_young_pending_records() {
     assert_eq!(status(&store, &young).await, OrderStatus::Pending);
 }
 
+#[cfg(feature = "recording")]
 #[tokio::test(start_paused = true)]
 async fn sweeper_runs_until_stopped() {
     let store = Arc::new(FlakyStore::default());
