@@ -87,17 +87,21 @@
 //! | `record` | 0.63, 0.64, 0.73 |
 //! | `transition` (`claim_for_cancel`) | 0.51, 0.51, 0.54 |
 //!
-//! This is **below the 0.7 the project set**, and the cost is the server's: `SLOWLOG` puts a
-//! `record` script at a median 27 µs and a bare HSET at 4 µs; `INFO commandstats`, without
-//! the slow log's own overhead, 15.5 µs against 3.5 µs. What the script does beyond the HSET
-//! is what makes the store correct: the existence check (no silent overwrite), the
-//! `ids`/status/good-til index entries (`list` by status in id order, `expire` in
-//! O(expired)), all in one atomic step. A script doing only HSET and three ZADDs already
-//! costs 10 µs against HSET's 3 µs on this server, so no reordering inside the scripts can
-//! reach 0.7 here; the transition script was cut from six server calls to four (HGETALL,
-//! HSET, ZREM, ZADD), which took its median from 31 µs to 27 µs. Where the server has a core
-//! of its own, its time per operation is the bound instead: at 15.5 µs, some 64 000
-//! records/s per server core.
+//! This is **below the 0.7 the project set**. The indexes are not what costs: with every
+//! index write taken out of the scripts (an experiment, not shipped) the same bench gave
+//! `record` 0.64 and 0.70 and `transition` 0.61 and 0.64. What costs is running each write as
+//! one atomic script: the script call itself, the existence check or compare-and-set read,
+//! the Lua-to-Redis conversion of ~45 arguments. (A `perf` profile of the `record` bench
+//! shows the client spending about the same CPU per operation on both sides, and the server
+//! more than twice as much for ours.) `SLOWLOG` puts a `record` script at
+//! a median 27 µs against 4 µs for a bare HSET (`INFO commandstats`, without the slow log's
+//! own overhead: 15.5 µs against 3.5 µs); a script doing nothing but HSET and three ZADDs
+//! already costs 10 µs against HSET's 3 µs on this server. The transition script was cut from
+//! six server calls to four (HGETALL, HSET, ZREM, ZADD), which took its median from 31 µs to
+//! 27 µs. Reaching 0.7 here would mean writing with plain commands instead of scripts, giving
+//! up the no-overwrite and compare-and-set guarantees every store must keep. Where the server
+//! has a core of its own its time per operation is the bound instead: at 15.5 µs, some
+//! 64 000 records/s per server core.
 //!
 //! ## Example
 //!
