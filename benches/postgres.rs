@@ -12,76 +12,46 @@
 //! the comparison) prints the ratio table. Uses `DATABASE_URL` (default local server) and a
 //! schema of its own, dropped at the end.
 
+mod support;
+
 use std::future::Future;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
-use ordermeta::conformance::{short_term, t0};
 use ordermeta::postgres::sqlx::postgres::{PgPool, PgRow};
 use ordermeta::postgres::sqlx::{self, Row};
 use ordermeta::postgres::{PgStore, PgStoreOptions};
 use ordermeta::{ListQuery, MetadataStore, OrderMetadata, OrderStatus, TransitionRequest};
+use ordermeta_core::conformance::{short_term, t0};
+// Not public API: the root package's dev-dependency enables `bench-internals` for it.
+use ordermeta_postgres::BenchSql;
+use support::{Row as TableRow, interleaved, timed};
 use tokio::runtime::Runtime;
 
-const COLUMNS: &str = "order_id, dydx_order_id, good_until_block, good_til_block_time, \
-    client_id, subaccount_number, owner, order_flags, clob_pair_id, symbol, side, quantity, \
-    price, order_type, placed_at, updated_at, cancelled_at, tx_hash, cancel_tx_hash, status, \
-    version, history::text AS history";
-const INSERT_COLUMNS: &str = "order_id, dydx_order_id, good_until_block, good_til_block_time, \
-    client_id, subaccount_number, owner, order_flags, clob_pair_id, symbol, side, quantity, \
-    price, order_type, placed_at, updated_at, cancelled_at, tx_hash, cancel_tx_hash, status, \
-    version, history";
 const TASKS: usize = 8;
 /// Orders the get and transition benches cycle through: a transition appends to the order's
 /// history, so hammering one order would measure an ever longer jsonb instead of the store.
 const POOL: usize = 4096;
 const LIST_OWNER: &str = "dydx1zg69v7ys40x77y352eufp27daufrg4ncnjqz7q";
 
-/// The store's SQL, written out for bare sqlx.
+/// The store's own statements, run by bare sqlx.
 struct Sql {
-    get: String,
-    insert: String,
-    insert_many: String,
-    transition: String,
+    store: BenchSql,
+    /// `list` with an owner filter: the store's head and the clauses it appends for one.
     list: String,
 }
 
 impl Sql {
-    fn new(table: &str) -> Self {
-        Sql {
-            get: format!("SELECT {COLUMNS} FROM {table} WHERE order_id = $1"),
-            insert: format!(
-                "INSERT INTO {table} ({INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
-                 $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22::jsonb)"
-            ),
-            insert_many: format!(
-                "INSERT INTO {table} ({INSERT_COLUMNS}) \
-                 SELECT order_id, dydx_order_id, good_until_block, good_til_block_time, \
-                 client_id, subaccount_number, owner, order_flags, clob_pair_id, symbol, side, \
-                 quantity, price, order_type, placed_at, updated_at, cancelled_at, tx_hash, \
-                 cancel_tx_hash, status, version, history::jsonb \
-                 FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[], \
-                 $6::int8[], $7::text[], $8::int8[], $9::int8[], $10::text[], $11::text[], \
-                 $12::text[], $13::text[], $14::text[], $15::timestamptz[], \
-                 $16::timestamptz[], $17::timestamptz[], $18::text[], $19::text[], \
-                 $20::text[], $21::int8[], $22::text[]) AS u({INSERT_COLUMNS})"
-            ),
-            transition: format!(
-                "UPDATE {table} SET status = $3, updated_at = $4, \
-                 cancelled_at = COALESCE($5, cancelled_at), \
-                 tx_hash = COALESCE($6, tx_hash), \
-                 cancel_tx_hash = COALESCE($7, cancel_tx_hash), \
-                 version = version + 1, history = history || $8::jsonb \
-                 WHERE order_id = $1 AND status = ANY($2) RETURNING {COLUMNS}"
-            ),
-            list: format!(
-                "SELECT {COLUMNS} FROM {table} WHERE TRUE AND owner = $1 \
-                 ORDER BY order_id LIMIT $2"
-            ),
-        }
+    fn new(schema: &str) -> Self {
+        let store = BenchSql::new(schema).expect("the bench schema is a valid name");
+        let list = format!(
+            "{} AND owner = $1 ORDER BY order_id LIMIT $2",
+            store.list_head
+        );
+        Sql { store, list }
     }
 }
 
@@ -134,6 +104,7 @@ type BareRow = (
         i64,
         String,
     ),
+    (Option<String>, Option<chrono::DateTime<chrono::Utc>>),
 );
 
 fn col<'r, T>(r: &'r PgRow, i: usize) -> T
@@ -170,6 +141,7 @@ fn bare_decode(r: &PgRow) -> BareRow {
             col(r, 20),
             col(r, 21),
         ),
+        (col(r, 22), col(r, 23)),
     )
 }
 
@@ -179,14 +151,13 @@ fn bench_order(i: usize) -> String {
 
 impl Bench {
     async fn new() -> Self {
-        let url = std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let url = support::database_url();
         let store = PgStoreOptions::new()
-            .schema(format!("ombench_{}", std::process::id()))
+            .schema(support::unique_name("bench"))
             .max_connections(TASKS as u32)
             .connect(&url)
             .await
-            .unwrap_or_else(|e| panic!("PostgreSQL at {url}: {e}"));
+            .unwrap_or_else(|e| support::postgres_missing(&url, e));
         // Orders the get/transition benches hit, and a page of 100 for list.
         let mut seed: Vec<_> = (0..POOL)
             .map(|i| short_term(&bench_order(i), OrderStatus::Active, 1_000))
@@ -210,13 +181,13 @@ impl Bench {
         let values = Values {
             dydx_order_id: template.dydx_order_id.to_base64(),
             owner: template.dydx_order_id.owner.clone(),
-            history: ordermeta::model::history_to_json(&template.history),
+            history: ordermeta_core::backend::history_to_json(&template.history),
             entry_cancelling: entry(OrderStatus::Active, OrderStatus::Cancelling),
             entry_active: entry(OrderStatus::Cancelling, OrderStatus::Active),
         };
         Bench {
             pool: store.pool().clone(),
-            sql: Sql::new(&store.table()),
+            sql: Sql::new(store.schema()),
             store: Arc::new(store),
             values,
             template,
@@ -294,7 +265,7 @@ impl Bench {
     // ---- bare sqlx, same SQL
 
     async fn bare_get(&self, i: usize) {
-        let row = sqlx::query(&self.sql.get)
+        let row = sqlx::query(&self.sql.store.select_one)
             .bind(bench_order(i % POOL))
             .fetch_optional(&self.pool)
             .await
@@ -310,7 +281,7 @@ impl Bench {
     async fn bare_record(&self) {
         let (id, m) = self.bare_insert_args();
         let v = &self.values;
-        sqlx::query(&self.sql.insert)
+        sqlx::query(&self.sql.store.insert_one)
             .bind(&id)
             .bind(&v.dydx_order_id)
             .bind(Some(1_000i64))
@@ -333,6 +304,8 @@ impl Bench {
             .bind("pending")
             .bind(1i64)
             .bind(&v.history)
+            .bind(None::<&str>)
+            .bind(None::<chrono::DateTime<chrono::Utc>>)
             .execute(&self.pool)
             .await
             .expect("bare insert");
@@ -343,7 +316,7 @@ impl Bench {
         let m = &self.template;
         let v = &self.values;
         let ids: Vec<String> = (0..n).map(|_| self.fresh_id("bare-many")).collect();
-        sqlx::query(&self.sql.insert_many)
+        sqlx::query(&self.sql.store.insert_many)
             .bind(&ids)
             .bind(vec![v.dydx_order_id.as_str(); n])
             .bind(vec![Some(1_000i64); n])
@@ -366,6 +339,8 @@ impl Bench {
             .bind(vec!["pending"; n])
             .bind(vec![1i64; n])
             .bind(vec![v.history.as_str(); n])
+            .bind(vec![None::<&str>; n])
+            .bind(vec![None::<chrono::DateTime<chrono::Utc>>; n])
             .execute(&self.pool)
             .await
             .expect("bare insert_many");
@@ -377,7 +352,7 @@ impl Bench {
             OrderStatus::Cancelling => &self.values.entry_cancelling,
             _ => &self.values.entry_active,
         };
-        let row = sqlx::query(&self.sql.transition)
+        let row = sqlx::query(&self.sql.store.transition)
             .bind(bench_order(i))
             .bind(vec![from.as_str()])
             .bind(to.as_str())
@@ -386,6 +361,9 @@ impl Bench {
             .bind(None::<&str>)
             .bind(None::<&str>)
             .bind(entry)
+            // No lease: a plain transition clears it.
+            .bind(None::<&str>)
+            .bind(None::<chrono::DateTime<chrono::Utc>>)
             .fetch_optional(&self.pool)
             .await
             .expect("bare transition")
@@ -488,112 +466,87 @@ fn criterion_benches(c: &mut Criterion, rt: &Runtime, b: &Arc<Bench>) {
     g.finish();
 }
 
-/// Time of one call.
-async fn timed<Fut: Future<Output = ()>>(f: Fut) -> Duration {
-    let started = Instant::now();
-    f.await;
-    started.elapsed()
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 /// Ours and bare alternating call by call (`pairs` pairs, the order flipped every pair), so
 /// both see the same moment of a busy machine and of the server's commit flushes; the
 /// medians of the single-call times.
 async fn compare<FO, FutO, FB, FutB>(
+    name: &str,
     pairs: usize,
     mut ours: FO,
     mut bare: FB,
-) -> (Duration, Duration)
+) -> TableRow
 where
     FO: FnMut(usize) -> FutO,
     FutO: Future<Output = ()>,
     FB: FnMut(usize) -> FutB,
     FutB: Future<Output = ()>,
 {
-    let (mut o, mut b) = (Vec::with_capacity(pairs), Vec::with_capacity(pairs));
-    for i in 0..pairs {
-        if i.is_multiple_of(2) {
-            o.push(timed(ours(i)).await);
-            b.push(timed(bare(i)).await);
-        } else {
-            b.push(timed(bare(i)).await);
-            o.push(timed(ours(i)).await);
-        }
-    }
-    (median(o), median(b))
+    let m = interleaved(pairs, |i| timed(ours(i)), |i| timed(bare(i))).await;
+    TableRow::micros(name, m.ours, m.bare, m.ratio_of_medians())
 }
 
 fn ratio_table(rt: &Runtime, b: &Arc<Bench>) {
-    let rows: Vec<(&str, (Duration, Duration))> = rt.block_on(async {
+    let rows: Vec<TableRow> = rt.block_on(async {
         let n = 800;
         vec![
-            (
-                "get",
-                compare(n, |i| b.ours_get(i), |i| b.bare_get(i)).await,
-            ),
-            (
-                "record",
-                compare(n, |_| b.ours_record(), |_| b.bare_record()).await,
-            ),
-            (
+            compare("get", n, |i| b.ours_get(i), |i| b.bare_get(i)).await,
+            compare("record", n, |_| b.ours_record(), |_| b.bare_record()).await,
+            compare(
                 "transition",
-                compare(n, |_| b.ours_transition(), |_| b.bare_transition()).await,
-            ),
-            (
+                n,
+                |_| b.ours_transition(),
+                |_| b.bare_transition(),
+            )
+            .await,
+            compare(
                 "list (page of 100)",
-                compare(n / 4, |_| b.ours_list(), |_| b.bare_list()).await,
-            ),
-            (
+                n / 4,
+                |_| b.ours_list(),
+                |_| b.bare_list(),
+            )
+            .await,
+            compare(
                 "record_many (100)",
-                compare(n / 4, |_| b.ours_record_many(), |_| b.bare_record_many()).await,
-            ),
-            (
+                n / 4,
+                |_| b.ours_record_many(),
+                |_| b.bare_record_many(),
+            )
+            .await,
+            compare(
                 "8 tasks: get+transition ×20 each",
-                compare(
-                    31,
-                    |_| {
-                        let b = b.clone();
-                        async move { b.concurrent(true, 20).await }
-                    },
-                    |_| {
-                        let b = b.clone();
-                        async move { b.concurrent(false, 20).await }
-                    },
-                )
-                .await,
-            ),
+                31,
+                |_| {
+                    let b = b.clone();
+                    async move { b.concurrent(true, 20).await }
+                },
+                |_| {
+                    let b = b.clone();
+                    async move { b.concurrent(false, 20).await }
+                },
+            )
+            .await,
         ]
     });
-    println!("\nours / bare sqlx (same SQL, same pool; medians of calls interleaved one by one)");
-    println!("| operation | ours | bare | ratio |\n|---|---|---|---|");
-    for (name, (o, b)) in &rows {
-        println!(
-            "| {name} | {:.1} µs | {:.1} µs | {:.3} |",
-            o.as_secs_f64() * 1e6,
-            b.as_secs_f64() * 1e6,
-            o.as_secs_f64() / b.as_secs_f64()
-        );
-    }
-    if let Some((_, (o, b))) = rows.last() {
-        let ops = (TASKS * 20 * 2) as f64;
+    support::print_ratio_table(
+        "ours / bare sqlx (same SQL, same pool; medians of calls interleaved one by one)",
+        "bare sqlx",
+        "µs",
+        &rows,
+        "",
+    );
+    if let Some(last) = rows.last() {
+        // µs per round of 8 tasks × 20 × (get + transition).
+        let ops = (TASKS * 20 * 2) as f64 * 1e6;
         println!(
             "throughput, 8 concurrent tasks (get + transition): ours {:.0} ops/s, bare {:.0} ops/s",
-            ops / o.as_secs_f64(),
-            ops / b.as_secs_f64()
+            ops / last.ours,
+            ops / last.bare
         );
     }
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = support::multi_thread_runtime(2);
     let b = Arc::new(rt.block_on(Bench::new()));
     let mut c = Criterion::default().configure_from_args();
     criterion_benches(&mut c, &rt, &b);

@@ -12,36 +12,28 @@
 //!
 //! `CARGO_TARGET_DIR=/work/target-redis cargo bench -p ordermeta --bench redis --features redis`
 
-use std::collections::BTreeMap;
+mod support;
+
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use ordermeta::redis::RedisStore;
 use ordermeta::redis::redis::{self, aio::ConnectionManager};
-use ordermeta::redis::{RedisStore, hash_fields};
 use ordermeta::{MetadataStore, MetadataStoreExt, OrderMetadata, OrderStatus};
 use ordermeta_core::conformance::short_term;
+// Not public API: the root package's dev-dependency enables `bench-internals` for it.
+use ordermeta_redis::hash_fields;
 
 const TASKS: u64 = 8;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 /// Per benchmark: total operations and total timed wall-clock, from our own timing loop.
-static TOTALS: Mutex<BTreeMap<&'static str, (u64, Duration)>> = Mutex::new(BTreeMap::new());
-
-fn url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
+static TOTALS: support::Totals = support::Totals::new();
 
 fn order(n: u64, status: OrderStatus) -> OrderMetadata {
     short_term(&format!("bench-{n:012}"), status, 1_000_000)
-}
-
-fn note(name: &'static str, iters: u64, took: Duration) {
-    let mut t = TOTALS.lock().unwrap_or_else(|p| p.into_inner());
-    let e = t.entry(name).or_default();
-    e.0 += iters;
-    e.1 += took;
 }
 
 /// Runs `op(n)` for `iters` fresh order numbers, spread over 8 concurrent tasks; the wall-clock.
@@ -87,16 +79,12 @@ async fn bare_cleanup(conn: &ConnectionManager, ns: &str, ids: &[u64]) {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let url = url();
-    let ns = format!("bench-{}", std::process::id());
+    let rt = support::multi_thread_runtime(2);
+    let url = support::redis_url();
+    let ns = support::unique_name("bench");
     let store = rt
-        .block_on(RedisStore::builder(&url).namespace(&ns).connect())
-        .unwrap_or_else(|e| panic!("the bench needs Redis at {url} (set REDIS_URL): {e}"));
+        .block_on(RedisStore::options().namespace(&ns).connect(&url))
+        .unwrap_or_else(|e| support::redis_missing(&url, e));
     let bare = rt
         .block_on(async {
             let client = redis::Client::open(url.as_str())?;
@@ -124,7 +112,7 @@ fn bench(c: &mut Criterion) {
                     }
                 })
                 .await;
-                note("record/ordermeta", iters, took);
+                TOTALS.note("record/ordermeta", iters, took);
                 store.delete_namespace().await.expect("cleanup");
                 took
             }
@@ -150,7 +138,7 @@ fn bench(c: &mut Criterion) {
                     }
                 })
                 .await;
-                note("record/bare_hset", iters, took);
+                TOTALS.note("record/bare_hset", iters, took);
                 bare_cleanup(&bare, &ns, &ids).await;
                 took
             }
@@ -182,7 +170,7 @@ fn bench(c: &mut Criterion) {
                     }
                 })
                 .await;
-                note("transition/ordermeta", iters, took);
+                TOTALS.note("transition/ordermeta", iters, took);
                 store.delete_namespace().await.expect("cleanup");
                 took
             }
@@ -236,7 +224,7 @@ fn bench(c: &mut Criterion) {
                     }
                 })
                 .await;
-                note("transition/bare_hset_hgetall", iters, took);
+                TOTALS.note("transition/bare_hset_hgetall", iters, took);
                 bare_cleanup(&bare, &ns, &ids).await;
                 took
             }
@@ -258,23 +246,32 @@ fn serde_history(m: &OrderMetadata) -> String {
 }
 
 fn report() {
-    let t = TOTALS.lock().unwrap_or_else(|p| p.into_inner());
-    let rate = |name: &str| {
-        t.get(name)
-            .map(|(n, d)| *n as f64 / d.as_secs_f64().max(f64::EPSILON))
-            .unwrap_or(0.0)
-    };
-    println!("\nthroughput with {TASKS} concurrent tasks (ops/s, from the timed loops):");
-    for (ours, bare) in [
-        ("record/ordermeta", "record/bare_hset"),
-        ("transition/ordermeta", "transition/bare_hset_hgetall"),
-    ] {
-        let (o, b) = (rate(ours), rate(bare));
-        println!(
-            "  {ours:<22} {o:>10.0}   {bare:<30} {b:>10.0}   ratio ours/bare {:.2}",
-            if b > 0.0 { o / b } else { 0.0 }
-        );
-    }
+    let rows: Vec<support::Row> = [
+        ("record", "record/ordermeta", "record/bare_hset"),
+        (
+            "transition",
+            "transition/ordermeta",
+            "transition/bare_hset_hgetall",
+        ),
+    ]
+    .into_iter()
+    .map(|(name, ours, bare)| {
+        let (ours, bare) = (TOTALS.ops_per_sec(ours), TOTALS.ops_per_sec(bare));
+        support::Row {
+            name: name.to_owned(),
+            ours,
+            bare,
+            ratio: support::ratio(ours, bare),
+        }
+    })
+    .collect();
+    support::print_ratio_table(
+        &format!("throughput with {TASKS} concurrent tasks, from the timed loops"),
+        "bare redis-rs (HSET; HSET + HGETALL)",
+        "ops/s",
+        &rows,
+        "(ratio: ours / bare throughput)",
+    );
 }
 
 criterion_group!(benches, bench);

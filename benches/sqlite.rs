@@ -22,7 +22,8 @@
 //!
 //! `CARGO_TARGET_DIR=/work/target-sqlite cargo bench -p ordermeta --bench sqlite --features sqlite`
 
-use std::collections::BTreeMap;
+mod support;
+
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,8 +41,12 @@ use ordermeta::{
     ExpireRequest, MetadataStore, MetadataStoreExt, OrderMetadata, OrderStatus, TransitionRequest,
     now, to_micros,
 };
+use ordermeta_core::backend::history_to_json;
 use ordermeta_core::conformance::short_term;
-use ordermeta_core::model::history_to_json;
+use ordermeta_core::{ANONYMOUS_CLAIM, DEFAULT_LEASE};
+// Not public API: the root package's dev-dependency enables `bench-internals` for it.
+use ordermeta_sqlite::bench_sql;
+use support::{Row, Totals};
 
 /// Orders in each database before the benchmarks start.
 const BASE: u64 = 100_000;
@@ -50,27 +55,15 @@ const DUE_PER_CALL: u64 = 10;
 /// Good-til of orders that must never expire during the run.
 const FAR: u32 = 1_000_000_000;
 
-const COLUMNS: &str = "order_id, dydx_order_id, good_until_block, good_til_block_time, client_id, \
-     subaccount_number, owner, order_flags, clob_pair_id, symbol, side, quantity, price, \
-     order_type, placed_at, updated_at, cancelled_at, tx_hash, cancel_tx_hash, status, \
-     version, history";
+/// The schema the store creates (its migrations, in order), for the bare database.
+const SCHEMA: [&str; 2] = [
+    include_str!("../crates/ordermeta-sqlite/migrations/0001_create_dydx_order_metadata.sql"),
+    include_str!("../crates/ordermeta-sqlite/migrations/0002_claim_leases.sql"),
+];
 
-/// The schema the store creates (migration 0001), for the bare database.
-const SCHEMA: &str =
-    include_str!("../crates/ordermeta-sqlite/migrations/0001_create_dydx_order_metadata.sql");
-
-/// Per benchmark: operations and time, from our own timing loop.
-/// (operation, side) -> (operations, time).
-type Totals = BTreeMap<(&'static str, &'static str), (u64, Duration)>;
-static TOTALS: Mutex<Totals> = Mutex::new(BTreeMap::new());
+/// Per benchmark (`<operation>/<side>`): operations and time, from our own timing loop.
+static TOTALS: Totals = Totals::new();
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-
-fn note(op: &'static str, side: &'static str, iters: u64, took: Duration) {
-    let mut t = TOTALS.lock().unwrap_or_else(|p| p.into_inner());
-    let e = t.entry((op, side)).or_default();
-    e.0 += iters;
-    e.1 += took;
-}
 
 fn fresh(prefix: &str, n: u64) -> Vec<String> {
     let first = NEXT_ID.fetch_add(n, Ordering::Relaxed);
@@ -126,13 +119,6 @@ fn encode(m: &OrderMetadata) -> Encoded {
     }
 }
 
-fn insert_sql() -> String {
-    format!(
-        "INSERT INTO dydx_order_metadata ({COLUMNS}) VALUES ({})",
-        vec!["?"; 22].join(", ")
-    )
-}
-
 async fn bare_insert<'c, E>(sql: &str, e: &Encoded, exec: E)
 where
     E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
@@ -160,6 +146,8 @@ where
         .bind(e.status)
         .bind(e.version)
         .bind(e.history.as_str())
+        .bind(None::<&str>)
+        .bind(None::<i64>)
         .execute(exec)
         .await
         .expect("bare insert");
@@ -181,6 +169,7 @@ type Raw = (
     String,
     i64,
     String,
+    (Option<String>, Option<i64>),
 );
 
 fn read_raw(r: &SqliteRow) -> Raw {
@@ -201,15 +190,20 @@ fn read_raw(r: &SqliteRow) -> Raw {
         s(19),
         n(20),
         s(21),
+        (
+            r.try_get(22).expect("lease_token"),
+            r.try_get(23).expect("lease_until"),
+        ),
     )
 }
 
+/// Bare sqlx on its own database, running the store's own statements.
 struct Bare {
     pool: SqlitePool,
-    insert: String,
-    select: String,
-    transition: String,
-    expire: String,
+    insert: &'static str,
+    select: &'static str,
+    transition: &'static str,
+    expire: &'static str,
 }
 
 async fn bare_open(path: &Path) -> Bare {
@@ -226,28 +220,18 @@ async fn bare_open(path: &Path) -> Bare {
         .connect_with(opts)
         .await
         .expect("bare pool");
-    sqlx::raw_sql(SCHEMA)
-        .execute(&pool)
-        .await
-        .expect("bare schema");
-    let history = "history = CASE WHEN json_valid(history) \
-                   THEN json_insert(history, '$[#]', json(?)) ELSE history END";
+    for migration in SCHEMA {
+        sqlx::raw_sql(migration)
+            .execute(&pool)
+            .await
+            .expect("bare schema");
+    }
     Bare {
         pool,
-        insert: insert_sql(),
-        select: format!("SELECT {COLUMNS} FROM dydx_order_metadata WHERE order_id = ?"),
-        transition: format!(
-            "UPDATE dydx_order_metadata SET status = ?, updated_at = ?, \
-             cancelled_at = coalesce(?, cancelled_at), tx_hash = coalesce(?, tx_hash), \
-             cancel_tx_hash = coalesce(?, cancel_tx_hash), version = version + 1, {history} \
-             WHERE order_id = ? AND status IN (?) RETURNING {COLUMNS}"
-        ),
-        expire: format!(
-            "UPDATE dydx_order_metadata INDEXED BY dydx_order_metadata_expire_block_idx \
-             SET status = 'expired', updated_at = ?, version = version + 1, {history} \
-             WHERE status IN ('pending', 'active', 'cancelling') AND good_until_block IS NOT NULL \
-             AND good_until_block <= ?"
-        ),
+        insert: bench_sql::INSERT,
+        select: bench_sql::SELECT_ONE,
+        transition: bench_sql::transition(1).expect("the transition from one status"),
+        expire: bench_sql::EXPIRE_BY_BLOCK,
     }
 }
 
@@ -260,20 +244,21 @@ impl Bare {
             .await
             .expect("begin");
         for e in &enc {
-            bare_insert(&self.insert, e, &mut *tx).await;
+            bare_insert(self.insert, e, &mut *tx).await;
         }
         tx.commit().await.expect("commit");
     }
 
+    /// `lease`: the claim's token and until (µs), written as the store writes them.
     async fn transition(
         &self,
         id: &str,
-        from: &str,
-        to: &str,
+        (from, to): (&str, &str),
         entry: &str,
         cancelled: Option<i64>,
+        lease: Option<(&str, i64)>,
     ) {
-        let row = sqlx::query(&self.transition)
+        let row = sqlx::query(self.transition)
             .bind(to)
             .bind(to_micros(now()))
             .bind(cancelled)
@@ -283,6 +268,8 @@ impl Bare {
             } else {
                 None
             })
+            .bind(lease.map(|l| l.0))
+            .bind(lease.map(|l| l.1))
             .bind(entry)
             .bind(id)
             .bind(from)
@@ -391,7 +378,7 @@ impl Ctx {
             .transition_for("", OrderStatus::Active)
             .history_entry()
             .to_json();
-        sqlx::query(&self.bare.expire)
+        sqlx::query(self.bare.expire)
             .bind(to_micros(req.at))
             .bind(entry)
             .bind(i64::from(height))
@@ -426,7 +413,7 @@ impl Ctx {
                 let enc: Vec<Encoded> = recs.iter().map(encode).collect();
                 let start = Instant::now();
                 for e in &enc {
-                    bare_insert(&self.bare.insert, e, &self.bare.pool).await;
+                    bare_insert(self.bare.insert, e, &self.bare.pool).await;
                 }
                 start.elapsed()
             }
@@ -448,7 +435,7 @@ impl Ctx {
                     std::hint::black_box(self.store.get(id).await.expect("get").expect("present"));
                 }
                 Side::Bare => {
-                    let row = sqlx::query(&self.bare.select)
+                    let row = sqlx::query(self.bare.select)
                         .bind(id.as_str())
                         .fetch_optional(&self.bare.pool)
                         .await
@@ -486,17 +473,21 @@ impl Ctx {
                 Side::Bare => {
                     // The history entries, as a hand-written repository would build them.
                     let entry = claim.history_entry().to_json();
+                    // The lease a claim writes, as `claim_for_cancel` takes it.
+                    let until =
+                        now() + chrono::Duration::from_std(DEFAULT_LEASE).unwrap_or_default();
+                    let lease = (ANONYMOUS_CLAIM, to_micros(until));
                     self.bare
-                        .transition(id, "active", "cancelling", &entry, None)
+                        .transition(id, ("active", "cancelling"), &entry, None, Some(lease))
                         .await;
                     let entry = done.history_entry().to_json();
                     self.bare
                         .transition(
                             id,
-                            "cancelling",
-                            "cancelled",
+                            ("cancelling", "cancelled"),
                             &entry,
                             Some(to_micros(done.at)),
+                            None,
                         )
                         .await;
                 }
@@ -563,21 +554,13 @@ impl Ctx {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() {
     let mut c = Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .configure_from_args();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = support::current_thread_runtime();
     let dir = tempfile::tempdir().expect("tempdir");
     let ctx = rt.block_on(async {
         let store = SqliteStore::open(dir.path().join("ours.db"))
@@ -612,7 +595,7 @@ fn main() {
             g.bench_function(format!("{}/{}", op.name(), side.name()), |b| {
                 b.to_async(&rt).iter_custom(|iters| async move {
                     let took = ctx.run(op, side, iters).await;
-                    note(op.name(), side.name(), iters, took);
+                    TOTALS.note(&format!("{}/{}", op.name(), side.name()), iters, took);
                     took
                 })
             });
@@ -625,28 +608,17 @@ fn main() {
     // first alternates), so a change in machine load hits both sides of a round alike. The
     // ratio is the median of the rounds' ratios.
     const ROUNDS: usize = 31;
-    let interleaved: Vec<(Op, f64, f64, f64)> = rt.block_on(async {
-        let mut out = Vec::new();
+    let interleaved: Vec<Row> = rt.block_on(async {
+        let mut rows = Vec::new();
+        let ctx = &ctx;
         for op in Op::ALL {
-            let (mut ours, mut bare, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-            for round in 0..ROUNDS {
-                let order = if round % 2 == 0 {
-                    [Side::Ours, Side::Bare]
-                } else {
-                    [Side::Bare, Side::Ours]
-                };
-                let mut t = [0.0; 2];
-                for side in order {
-                    t[side as usize] =
-                        ctx.run(op, side, op.round()).await.as_secs_f64() / op.round() as f64;
-                }
-                ours.push(t[0]);
-                bare.push(t[1]);
-                ratios.push(t[0] / t[1]);
-            }
-            out.push((op, median(ours), median(bare), median(ratios)));
+            let n = op.round();
+            let per_op = |side| async move { ctx.run(op, side, n).await / n as u32 };
+            let m =
+                support::interleaved(ROUNDS, |_| per_op(Side::Ours), |_| per_op(Side::Bare)).await;
+            rows.push(Row::micros(op.name(), m.ours, m.bare, m.median_ratio));
         }
-        out
+        rows
     });
     let sweep = rt.block_on(async { [ctx.sweep(Side::Ours).await, ctx.sweep(Side::Bare).await] });
     rt.block_on(async {
@@ -654,44 +626,42 @@ fn main() {
         ctx.bare.pool.close().await;
     });
 
-    let totals = TOTALS.lock().unwrap_or_else(|p| p.into_inner());
-    println!("\nordermeta SQLite store vs bare sqlx, same SQL, same run (time per operation)");
-    println!(
-        "{:<16} {:>12} {:>12} {:>7} | {:>12} {:>12} {:>7}",
-        "", "criterion", "", "", "interleaved", "", ""
+    let criterion: Vec<Row> = Op::ALL
+        .into_iter()
+        .map(|op| {
+            let mean = |side: Side| TOTALS.secs_per_op(&format!("{}/{}", op.name(), side.name()));
+            let (ours, bare) = (mean(Side::Ours), mean(Side::Bare));
+            Row {
+                name: op.name().to_owned(),
+                ours: ours * 1e6,
+                bare: bare * 1e6,
+                ratio: support::ratio(ours, bare),
+            }
+        })
+        .collect();
+    let title = "ordermeta SQLite store vs bare sqlx, same SQL, same run (time per operation)";
+    support::print_ratio_table(
+        &format!("{title}: criterion"),
+        "bare sqlx",
+        "µs",
+        &criterion,
+        "(mean over all timed iterations, warm-up included)",
+    );
+    support::print_ratio_table(
+        &format!("{title}: interleaved"),
+        "bare sqlx",
+        "µs",
+        &interleaved,
+        &format!(
+            "(medians over {ROUNDS} rounds, each running both sides back to back; ratio = median \
+             of the rounds' ratios)"
+        ),
     );
     println!(
-        "{:<16} {:>12} {:>12} {:>7} | {:>12} {:>12} {:>7}",
-        "operation", "ordermeta", "bare sqlx", "ratio", "ordermeta", "bare sqlx", "ratio"
-    );
-    for (op, i_ours, i_bare, i_ratio) in interleaved {
-        let mean = |side: Side| {
-            totals
-                .get(&(op.name(), side.name()))
-                .map(|(n, d)| d.as_secs_f64() / (*n).max(1) as f64)
-                .unwrap_or(f64::NAN)
-        };
-        let (ours, bare) = (mean(Side::Ours), mean(Side::Bare));
-        println!(
-            "{:<16} {:>9.1} µs {:>9.1} µs {:>7.3} | {:>9.1} µs {:>9.1} µs {:>7.3}",
-            op.name(),
-            ours * 1e6,
-            bare * 1e6,
-            ours / bare,
-            i_ours * 1e6,
-            i_bare * 1e6,
-            i_ratio
-        );
-    }
-    println!(
-        "{:<16} {:>9.1} ms {:>9.1} ms {:>7.3}   (one call expiring {BASE} orders)",
-        "expire_sweep",
+        "expire_sweep: ordermeta {:.1} ms, bare sqlx {:.1} ms, ratio {:.3} (one call expiring \
+         {BASE} orders)",
         sweep[0].as_secs_f64() * 1e3,
         sweep[1].as_secs_f64() * 1e3,
-        sweep[0].as_secs_f64() / sweep[1].as_secs_f64()
-    );
-    println!(
-        "(criterion columns: mean over all timed iterations, warm-up included; interleaved: \
-         medians over {ROUNDS} rounds, each running both sides back to back; ratio = median of the rounds' ratios)"
+        support::ratio(sweep[0].as_secs_f64(), sweep[1].as_secs_f64())
     );
 }

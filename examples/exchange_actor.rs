@@ -6,18 +6,18 @@
 
 use std::sync::Arc;
 
-use dydx::indexer::{ClientId, ClobPairId, Denom, Height};
-use dydx::node::{ChainId, NodeConfig, OrderBuilder, OrderMarketParams, OrderSide, Wallet};
+use dydx::indexer::{ClientId, Height};
+use dydx::node::{OrderBuilder, OrderSide, Wallet};
 use dydx_proto::dydxprotocol::clob::Order;
 use ordermeta::dydx::{
-    Cancelled, ChainSettings, DydxGateway, OrderDetails, OrderMetaClient, PlaceError, Placed,
+    CancelError, Cancelled, ChainSettings, DydxGateway, OrderDetails, OrderMetaClient, PlaceError,
+    Placed, RecordingSwitch,
 };
+use ordermeta::dydx_sim::fixtures::{MNEMONIC, market, node_config};
 use ordermeta::dydx_sim::{SimConfig, SimNode};
 use ordermeta::sqlite::SqliteStore;
-use ordermeta::{CancelError, OrderType, RecordingSwitch, Side};
+use ordermeta::{OrderType, Side};
 use tokio::sync::{mpsc, oneshot};
-
-const MNEMONIC: &str = "mirror actor skill push coach wait confirm orchard lunch mobile athlete gossip awake miracle matter bus reopen team ladder lazy list timber render wait";
 
 /// What the actor is asked to do.
 enum Command {
@@ -109,14 +109,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let wallet = Wallet::from_mnemonic(MNEMONIC)?;
     let dir = tempfile::tempdir()?;
     let store = Arc::new(SqliteStore::open(dir.path().join("actor.db")).await?);
-    let config = NodeConfig {
-        endpoint: sim.endpoint(),
-        timeout: 5_000,
-        chain_id: ChainId::Testnet4,
-        fee_denom: Denom::Usdc,
-        manage_sequencing: true,
-    };
-    let gateway = DydxGateway::connect(config, &wallet, 0).await?;
+    let gateway = DydxGateway::connect(node_config(sim.endpoint()), &wallet, 0).await?;
     let client = Arc::new(OrderMetaClient::new(
         Arc::new(gateway),
         store,
@@ -125,14 +118,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ));
     let actor = ExchangeActor::spawn(client);
 
-    let market = OrderMarketParams {
-        atomic_resolution: -10,
-        clob_pair_id: ClobPairId(0),
-        oracle_price: None,
-        quantum_conversion_exponent: -9,
-        step_base_quantums: 1_000_000,
-        subticks_per_tick: 100_000,
-    };
+    let market = market();
     let sub = wallet.account_offline(0)?.subaccount(0)?;
     // Three strategy tasks place through the actor concurrently.
     let mut tasks = Vec::new();

@@ -13,45 +13,25 @@
 
 use std::sync::Arc;
 
-use dydx::indexer::{ClientId, ClobPairId, Denom, Height};
-use dydx::node::{ChainId, NodeConfig, OrderBuilder, OrderMarketParams, OrderSide, Wallet};
-use ordermeta::dydx::{ChainSettings, DydxGateway, OrderDetails, OrderMetaClient};
+use dydx::indexer::{ClientId, Height};
+use dydx::node::{OrderBuilder, OrderSide, Wallet};
+use ordermeta::dydx::{ChainSettings, DydxGateway, OrderDetails, OrderMetaClient, RecordingSwitch};
+use ordermeta::dydx_sim::fixtures::{MNEMONIC, market, node_config};
 use ordermeta::dydx_sim::{SimConfig, SimNode};
-use ordermeta::{MetadataStore, MetadataStoreExt, OrderType, RecordingSwitch, Side};
-
-/// The public test mnemonic of the `dydx` crate's examples.
-const MNEMONIC: &str = "mirror actor skill push coach wait confirm orchard lunch mobile athlete gossip awake miracle matter bus reopen team ladder lazy list timber render wait";
+use ordermeta::{MetadataStore, MetadataStoreExt, OrderType, Side};
 
 async fn connect(
     endpoint: &str,
     wallet: &Wallet,
     store: Arc<dyn MetadataStore>,
 ) -> Result<OrderMetaClient, Box<dyn std::error::Error>> {
-    let config = NodeConfig {
-        endpoint: endpoint.to_owned(),
-        timeout: 5_000,
-        chain_id: ChainId::Testnet4,
-        fee_denom: Denom::Usdc,
-        manage_sequencing: true,
-    };
-    let gateway = DydxGateway::connect(config, wallet, 0).await?;
+    let gateway = DydxGateway::connect(node_config(endpoint), wallet, 0).await?;
     Ok(OrderMetaClient::new(
         Arc::new(gateway),
         store,
         RecordingSwitch::from_env()?,
         ChainSettings::default(),
     ))
-}
-
-fn market() -> OrderMarketParams {
-    OrderMarketParams {
-        atomic_resolution: -10,
-        clob_pair_id: ClobPairId(0),
-        oracle_price: None,
-        quantum_conversion_exponent: -9,
-        step_base_quantums: 1_000_000,
-        subticks_per_tick: 100_000,
-    }
 }
 
 #[tokio::main]

@@ -5,8 +5,8 @@
 //! from another machine.
 //!
 //! This is the facade crate: it re-exports [`ordermeta_core`] (model, [`MetadataStore`],
-//! state machine, errors, [`MemoryStore`], [`RecordingSwitch`]) and, behind Cargo features,
-//! the stores and the dYdX integration:
+//! state machine, store errors, [`MemoryStore`]) and, behind Cargo features, the stores and
+//! the dYdX integration (with its `RecordingSwitch`):
 //!
 //! | feature      | module       | what                                                |
 //! |--------------|--------------|-----------------------------------------------------|
@@ -21,30 +21,49 @@
 //! [`open`] opens whichever store a URL names (`sqlite:…`, `postgres://…`, `redis://…`,
 //! `memory:`), so the backend can be a configuration value.
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub use ordermeta_core::*;
+// One path per item: the core types by name at the root, each backend as a module.
+pub use ordermeta_core::{
+    BoxError, DEFAULT_PAGE_SIZE, EXPIRE_REASON, ErrorKind, ExpireRequest, GoodTil, HistoryEntry,
+    InvalidRecord, ListQuery, MAX_ORDER_ID_LEN, MAX_PAGE_SIZE, MemoryStore, MetadataStore,
+    MetadataStoreExt, NewOrder, ORDER_FLAGS_CONDITIONAL, ORDER_FLAGS_LONG_TERM,
+    ORDER_FLAGS_SHORT_TERM, ORDER_FLAGS_TWAP, ORDER_FLAGS_TWAP_SUBORDER, OrderId, OrderMetadata,
+    OrderStatus, OrderType, Page, Side, StoreError, TransitionRequest, UnknownStatus, from_micros,
+    now, to_micros, truncate_micros,
+};
+
+/// The store conformance suite (feature `conformance`): run it against your own store.
+#[cfg(feature = "conformance")]
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
+pub use ordermeta_core::conformance;
 
 mod open;
 pub use open::{OpenError, open};
 
 /// The embedded SQLite store (feature `sqlite`).
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use ordermeta_sqlite as sqlite;
 
 /// The PostgreSQL store (feature `postgres`).
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use ordermeta_postgres as postgres;
 
 /// The Redis / Redis Cluster store (feature `redis`).
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use ordermeta_redis as redis;
 
 /// Placement and cancel-by-id on dYdX v4 (feature `dydx`).
 #[cfg(feature = "dydx")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dydx")))]
 pub use ordermeta_dydx as dydx;
 
 /// The local dYdX node simulator (feature `dydx-sim`).
 #[cfg(feature = "dydx-sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dydx-sim")))]
 pub use ordermeta_dydx_sim as dydx_sim;
 
 // The README's examples are compiled and run as doc-tests.

@@ -1,7 +1,12 @@
 //! Opening a store from a URL, so that the backend is a configuration value, not code.
+//!
+//! This file only dispatches on the scheme: each backend crate lists its schemes
+//! (`URL_SCHEMES`) and parses the rest of its URL itself (`…StoreOptions::from_url`), with the
+//! helpers of [`ordermeta_core::backend`].
 
 use std::sync::Arc;
 
+use ordermeta_core::backend::{UrlError, no_params, scheme_of};
 use ordermeta_core::{MemoryStore, MetadataStore, StoreError};
 
 /// Why [`open`] could not open a store.
@@ -40,6 +45,24 @@ pub enum OpenError {
     Store(#[from] StoreError),
 }
 
+impl From<UrlError> for OpenError {
+    fn from(e: UrlError) -> Self {
+        OpenError::InvalidUrl { reason: e.reason }
+    }
+}
+
+/// Which Cargo feature provides which schemes. The facade keeps its own copy of each backend's
+/// `URL_SCHEMES` because a build that leaves a backend out cannot ask its crate, yet must name
+/// the feature to add; `scheme_copies_match_the_backends` keeps the copies in step.
+const FEATURE_SCHEMES: [(&str, &[&str]); 3] = [
+    ("sqlite", &["sqlite"]),
+    ("postgres", &["postgres", "postgresql"]),
+    (
+        "redis",
+        &["redis", "rediss", "redis+cluster", "rediss+cluster"],
+    ),
+];
+
 /// Opens the store a URL names; what a bot reads from its configuration.
 ///
 /// | URL | store | feature |
@@ -53,7 +76,7 @@ pub enum OpenError {
 /// `schema=<name>` for PostgreSQL (default `ordermeta`) and `namespace=<name>` for Redis
 /// (default `ordermeta`), unencoded. Anything else in the URL is the driver's (sqlx, redis-rs).
 /// For every other setting (pool sizes, timeouts, retention, `synchronous`), build the store
-/// with its crate's options type instead.
+/// with its crate's options type instead (`from_url` there reads the same URLs).
 ///
 /// Errors never repeat the URL, which may carry a password.
 ///
@@ -72,213 +95,58 @@ pub enum OpenError {
 /// ```
 pub async fn open(url: &str) -> Result<Arc<dyn MetadataStore>, OpenError> {
     let scheme = scheme_of(url);
-    match scheme.as_deref() {
-        None | Some("sqlite") => {
-            no_ordermeta_params(url, "an SQLite")?;
-            open_sqlite(url).await
-        }
-        Some("memory") => {
-            no_ordermeta_params(url, "a memory")?;
+    // A plain path has no scheme: it is a file, and SQLite is the store for files.
+    let key = scheme.as_deref().unwrap_or("sqlite");
+    match key {
+        "memory" => {
+            no_params(url, "a memory")?;
             Ok(Arc::new(MemoryStore::new()))
         }
-        Some("postgres" | "postgresql") => {
-            let (url, schema) = take_param(url, "schema", "namespace")?;
-            open_postgres(&url, schema).await
-        }
-        Some("redis" | "rediss" | "redis+cluster" | "rediss+cluster") => {
-            let (url, namespace) = take_param(url, "namespace", "schema")?;
-            open_redis(&url, namespace).await
-        }
-        Some(other) => Err(OpenError::UnknownScheme {
-            scheme: other.to_owned(),
-        }),
-    }
-}
-
-/// The lowercased scheme of `url`, or `None` for a plain path (no `:` before any `/`).
-fn scheme_of(url: &str) -> Option<String> {
-    let colon = url.find(':')?;
-    let scheme = &url[..colon];
-    let is_scheme = !scheme.is_empty()
-        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-        && scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-    is_scheme.then(|| scheme.to_ascii_lowercase())
-}
-
-/// Splits `url` into the URL without ordermeta's parameter `name` and that parameter's value.
-/// `other` is the parameter of the other store, refused here so that a typo does not pass.
-fn take_param(url: &str, name: &str, other: &str) -> Result<(String, Option<String>), OpenError> {
-    let Some((base, query)) = url.split_once('?') else {
-        return Ok((url.to_owned(), None));
-    };
-    let (query, fragment) = match query.split_once('#') {
-        Some((q, f)) => (q, Some(f)),
-        None => (query, None),
-    };
-    let mut value = None;
-    let mut kept = Vec::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, v) = pair.split_once('=').unwrap_or((pair, ""));
-        if key == name {
-            if v.is_empty() || value.is_some() {
-                return Err(OpenError::InvalidUrl {
-                    reason: format!("`{name}` needs exactly one non-empty value"),
-                });
-            }
-            value = Some(v.to_owned());
-        } else if key == other {
-            return Err(OpenError::InvalidUrl {
-                reason: format!(
-                    "`{other}` is not a parameter of this store; did you mean `{name}`?"
-                ),
-            });
-        } else {
-            kept.push(pair);
+        #[cfg(feature = "sqlite")]
+        s if ordermeta_sqlite::URL_SCHEMES.contains(&s) => open_sqlite(url).await,
+        #[cfg(feature = "postgres")]
+        s if ordermeta_postgres::URL_SCHEMES.contains(&s) => open_postgres(url).await,
+        #[cfg(feature = "redis")]
+        s if ordermeta_redis::URL_SCHEMES.contains(&s) => open_redis(url).await,
+        s => {
+            let shown = if scheme.is_some() { s } else { "(file path)" }.to_owned();
+            Err(
+                match FEATURE_SCHEMES
+                    .iter()
+                    .find(|(_, schemes)| schemes.contains(&s))
+                {
+                    Some(&(feature, _)) => OpenError::FeatureDisabled {
+                        scheme: shown,
+                        feature,
+                    },
+                    None => OpenError::UnknownScheme { scheme: shown },
+                },
+            )
         }
     }
-    let mut rebuilt = base.to_owned();
-    if !kept.is_empty() {
-        rebuilt.push('?');
-        rebuilt.push_str(&kept.join("&"));
-    }
-    if let Some(f) = fragment {
-        rebuilt.push('#');
-        rebuilt.push_str(f);
-    }
-    Ok((rebuilt, value))
-}
-
-/// Refuses `schema=` / `namespace=` on stores that have neither.
-fn no_ordermeta_params(url: &str, store: &str) -> Result<(), OpenError> {
-    for name in ["schema", "namespace"] {
-        let (_, value) = take_param(url, name, "")?;
-        if value.is_some() {
-            return Err(OpenError::InvalidUrl {
-                reason: format!("`{name}` is not a parameter of {store} store"),
-            });
-        }
-    }
-    Ok(())
 }
 
 #[cfg(feature = "sqlite")]
 async fn open_sqlite(url: &str) -> Result<Arc<dyn MetadataStore>, OpenError> {
-    Ok(Arc::new(crate::sqlite::SqliteStore::connect(url).await?))
-}
-
-#[cfg(not(feature = "sqlite"))]
-async fn open_sqlite(url: &str) -> Result<Arc<dyn MetadataStore>, OpenError> {
-    Err(OpenError::FeatureDisabled {
-        scheme: scheme_of(url).unwrap_or_else(|| "(file path)".to_owned()),
-        feature: "sqlite",
-    })
+    let (options, url) = crate::sqlite::SqliteStoreOptions::from_url(url)?;
+    Ok(Arc::new(options.connect(&url).await?))
 }
 
 #[cfg(feature = "postgres")]
-async fn open_postgres(
-    url: &str,
-    schema: Option<String>,
-) -> Result<Arc<dyn MetadataStore>, OpenError> {
-    let mut options = crate::postgres::PgStore::options();
-    if let Some(schema) = schema {
-        options = options.schema(schema);
-    }
-    Ok(Arc::new(options.connect(url).await?))
-}
-
-#[cfg(not(feature = "postgres"))]
-async fn open_postgres(
-    url: &str,
-    _schema: Option<String>,
-) -> Result<Arc<dyn MetadataStore>, OpenError> {
-    Err(OpenError::FeatureDisabled {
-        scheme: scheme_of(url).unwrap_or_default(),
-        feature: "postgres",
-    })
+async fn open_postgres(url: &str) -> Result<Arc<dyn MetadataStore>, OpenError> {
+    let (options, url) = crate::postgres::PgStoreOptions::from_url(url)?;
+    Ok(Arc::new(options.connect(&url).await?))
 }
 
 #[cfg(feature = "redis")]
-async fn open_redis(
-    url: &str,
-    namespace: Option<String>,
-) -> Result<Arc<dyn MetadataStore>, OpenError> {
-    let mut builder = crate::redis::RedisStore::builder(url);
-    if let Some(namespace) = namespace {
-        builder = builder.namespace(namespace);
-    }
-    Ok(Arc::new(builder.connect().await?))
-}
-
-#[cfg(not(feature = "redis"))]
-async fn open_redis(
-    url: &str,
-    _namespace: Option<String>,
-) -> Result<Arc<dyn MetadataStore>, OpenError> {
-    Err(OpenError::FeatureDisabled {
-        scheme: scheme_of(url).unwrap_or_default(),
-        feature: "redis",
-    })
+async fn open_redis(url: &str) -> Result<Arc<dyn MetadataStore>, OpenError> {
+    let (options, url) = crate::redis::RedisStoreOptions::from_url(url)?;
+    Ok(Arc::new(options.connect(&url).await?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn schemes() {
-        assert_eq!(scheme_of("orders.db"), None);
-        assert_eq!(scheme_of("/var/lib/bot/orders.db"), None);
-        assert_eq!(scheme_of("./a:b/orders.db"), None);
-        assert_eq!(scheme_of("sqlite:orders.db").as_deref(), Some("sqlite"));
-        assert_eq!(scheme_of("Postgres://h/db").as_deref(), Some("postgres"));
-        assert_eq!(
-            scheme_of("rediss+cluster://h:1,h:2").as_deref(),
-            Some("rediss+cluster")
-        );
-    }
-
-    #[test]
-    fn our_parameter_is_taken_out_and_the_rest_kept() {
-        let (url, v) = take_param(
-            "postgres://u:p@h/db?sslmode=require&schema=bot_1&application_name=x#f",
-            "schema",
-            "namespace",
-        )
-        .expect("valid");
-        assert_eq!(
-            url,
-            "postgres://u:p@h/db?sslmode=require&application_name=x#f"
-        );
-        assert_eq!(v.as_deref(), Some("bot_1"));
-        let (url, v) = take_param("redis://h:6379/0", "namespace", "schema").expect("valid");
-        assert_eq!((url.as_str(), v), ("redis://h:6379/0", None));
-        let (url, _) = take_param("redis://h?namespace=a", "namespace", "schema").expect("ok");
-        assert_eq!(url, "redis://h");
-    }
-
-    #[test]
-    fn malformed_parameters_are_refused() {
-        for (url, name, other) in [
-            ("postgres://h/db?schema=", "schema", "namespace"),
-            ("postgres://h/db?schema=a&schema=b", "schema", "namespace"),
-            ("postgres://h/db?namespace=a", "schema", "namespace"),
-            ("redis://h?schema=a", "namespace", "schema"),
-        ] {
-            assert!(
-                matches!(
-                    take_param(url, name, other),
-                    Err(OpenError::InvalidUrl { .. })
-                ),
-                "{url}"
-            );
-        }
-        assert!(matches!(
-            no_ordermeta_params("sqlite:a.db?namespace=x", "an SQLite"),
-            Err(OpenError::InvalidUrl { .. })
-        ));
-    }
 
     #[tokio::test]
     async fn unknown_schemes_are_typed_errors() {
@@ -305,6 +173,34 @@ mod tests {
     async fn memory_needs_nothing() {
         let store = open("memory:").await.expect("memory store");
         assert!(store.health().await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn ordermeta_parameters_are_refused_where_they_mean_nothing() {
+        let mut urls = vec!["memory:?schema=x", "memory:?namespace=x"];
+        if cfg!(feature = "sqlite") {
+            urls.extend(["sqlite:a.db?namespace=x", "a.db?schema=x"]);
+        }
+        for url in urls {
+            assert!(
+                matches!(open(url).await, Err(OpenError::InvalidUrl { .. })),
+                "{url}"
+            );
+        }
+    }
+
+    /// The facade's copies of the schemes are the backends' own.
+    #[cfg(all(feature = "sqlite", feature = "postgres", feature = "redis"))]
+    #[test]
+    fn scheme_copies_match_the_backends() {
+        assert_eq!(
+            FEATURE_SCHEMES.map(|(feature, schemes)| (feature, schemes.to_vec())),
+            [
+                ("sqlite", ordermeta_sqlite::URL_SCHEMES.to_vec()),
+                ("postgres", ordermeta_postgres::URL_SCHEMES.to_vec()),
+                ("redis", ordermeta_redis::URL_SCHEMES.to_vec()),
+            ]
+        );
     }
 
     /// A build without the backends says which feature a URL needs.

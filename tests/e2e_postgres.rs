@@ -7,29 +7,10 @@ mod common;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use ordermeta::MetadataStore;
 use ordermeta::postgres::{PgStore, sqlx};
-
-fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-/// A schema no other test or test process uses.
-fn unique_schema() -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "om_e2e_{}_{}_{nanos}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
+use ordermeta_testkit::{database_url, env::postgres_missing, unique_name};
 
 /// A new handle (its own pool) on `schema`: what a restarted process opens.
 async fn open(schema: String) -> Arc<dyn MetadataStore> {
@@ -39,11 +20,7 @@ async fn open(schema: String) -> Arc<dyn MetadataStore> {
         .max_connections(4)
         .connect(&url)
         .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "PostgreSQL at {url} is required (run ./scripts/test.sh or set DATABASE_URL): {e}"
-            )
-        });
+        .unwrap_or_else(|e| postgres_missing(&url, e));
     Arc::new(store)
 }
 
@@ -53,12 +30,10 @@ where
     F: FnOnce(String) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let schema = unique_schema();
-    flow(schema.clone()).await;
-    drop_schema(&schema).await;
+    common::run_then_clean(unique_name("e2e"), flow, drop_schema).await;
 }
 
-async fn drop_schema(schema: &str) {
+async fn drop_schema(schema: String) {
     let pool = match sqlx::PgPool::connect(&database_url()).await {
         Ok(pool) => pool,
         Err(e) => return eprintln!("cleanup of schema {schema} failed: {e}"),

@@ -1,29 +1,12 @@
 //! `ordermeta::open` on every real backend: the store a URL names is the one that opens, it
 //! works, and what it writes lands where the URL said (schema, namespace, file).
 
-use std::net::TcpListener;
-
-use ordermeta::conformance::short_term;
 use ordermeta::postgres::{PgStore, sqlx};
 use ordermeta::redis::RedisStore;
 use ordermeta::{MetadataStore, MetadataStoreExt, OpenError, OrderStatus, StoreError};
-
-fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{prefix}_{}_{nanos}", std::process::id())
-}
+use ordermeta_core::conformance::short_term;
+use ordermeta_testkit::env::{postgres_missing, redis_missing};
+use ordermeta_testkit::{database_url, net::free_port, redis_url, unique_name};
 
 /// `url` followed by `?name=value`, or `&name=value` when it already has a query.
 fn with_param(url: &str, name: &str, value: &str) -> String {
@@ -71,10 +54,11 @@ async fn sqlite_in_a_missing_directory_is_a_store_error() {
 
 #[tokio::test]
 async fn postgres_in_the_schema_the_url_names() {
-    let schema = unique("om_open");
-    let store = ordermeta::open(&with_param(&database_url(), "schema", &schema))
+    let schema = unique_name("open");
+    let url = database_url();
+    let store = ordermeta::open(&with_param(&url, "schema", &schema))
         .await
-        .unwrap_or_else(|e| panic!("PostgreSQL is required (./scripts/test.sh): {e}"));
+        .unwrap_or_else(|e| postgres_missing(&url, e));
     round_trip(&*store, "o-1").await;
     drop(store);
     // The record is in that schema's table, read with a store opened the usual way.
@@ -93,12 +77,15 @@ async fn postgres_in_the_schema_the_url_names() {
 
 #[tokio::test]
 async fn redis_in_the_namespace_the_url_names() {
-    let ns = unique("open");
-    let store = ordermeta::open(&with_param(&redis_url(), "namespace", &ns))
+    let ns = unique_name("open");
+    let url = redis_url();
+    let store = ordermeta::open(&with_param(&url, "namespace", &ns))
         .await
-        .unwrap_or_else(|e| panic!("Redis is required (./scripts/test.sh): {e}"));
+        .unwrap_or_else(|e| redis_missing(&url, e));
     round_trip(&*store, "o-1").await;
-    let check = RedisStore::connect(&redis_url(), &ns)
+    let check = RedisStore::options()
+        .namespace(&ns)
+        .connect(&redis_url())
         .await
         .expect("connect");
     assert!(check.get("o-1").await.expect("get").is_some());
@@ -108,10 +95,7 @@ async fn redis_in_the_namespace_the_url_names() {
 #[tokio::test]
 async fn unreachable_servers_are_store_errors() {
     // A port nobody listens on: bound, then released.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
+    let port = free_port();
     for url in [
         format!("postgres://postgres@127.0.0.1:{port}/postgres?connect_timeout=2"),
         format!("redis://127.0.0.1:{port}"),

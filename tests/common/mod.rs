@@ -6,18 +6,18 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
-use dydx::indexer::{ClientId, ClobPairId, Denom, Height};
-use dydx::node::{ChainId, NodeConfig, OrderBuilder, OrderMarketParams, OrderSide, Wallet};
+use dydx::indexer::{ClientId, Height};
+use dydx::node::{NodeConfig, OrderBuilder, OrderSide, Wallet};
 use dydx_proto::dydxprotocol::clob::Order;
 use ordermeta::dydx::{
-    ChainSettings, DydxGateway, OrderDetails, OrderMetaClient, PlaceError, to_proto_order_id,
+    CancelErrorKind, ChainSettings, DydxGateway, OrderDetails, OrderMetaClient, PlaceError,
+    RecordingSwitch, to_proto_order_id,
 };
-use ordermeta::dydx_sim::{MsgKind, ReceivedMsg, SimConfig, SimHandle, SimNode};
-use ordermeta::{
-    CancelErrorKind, GoodTil, MetadataStore, MetadataStoreExt, OrderStatus, OrderType,
-    RecordingSwitch, Side,
-};
+use ordermeta::dydx_sim::{MsgKind, ReceivedMsg, SimConfig, SimHandle, SimNode, fixtures};
+use ordermeta::{GoodTil, MetadataStore, MetadataStoreExt, OrderStatus, OrderType, Side};
+use ordermeta_testkit::child::{self, Child};
 
 pub use dydx_proto;
 
@@ -71,8 +71,8 @@ macro_rules! e2e_flows {
     };
 }
 
-/// The public test mnemonic of the `dydx` crate's examples (never funded on mainnet).
-pub const MNEMONIC: &str = "mirror actor skill push coach wait confirm orchard lunch mobile athlete gossip awake miracle matter bus reopen team ladder lazy list timber render wait";
+/// The test mnemonic and the BTC-USD market (clob pair 0), shared with the simulator's tests.
+pub use ordermeta::dydx_sim::fixtures::{MNEMONIC, market};
 
 /// A running simulator with two funded accounts of [`MNEMONIC`].
 pub struct Chain {
@@ -91,13 +91,7 @@ impl Chain {
 
     /// A chain that is already running (another process's), reached by its endpoint.
     pub fn node_config_for(endpoint: String) -> NodeConfig {
-        NodeConfig {
-            endpoint,
-            timeout: 10_000,
-            chain_id: ChainId::Testnet4,
-            fee_denom: Denom::Usdc,
-            manage_sequencing: true,
-        }
+        fixtures::node_config(endpoint)
     }
 
     pub fn node_config(&self) -> NodeConfig {
@@ -183,18 +177,6 @@ pub async fn client_for(
         RecordingSwitch::new(true),
         ChainSettings::default(),
     )
-}
-
-/// BTC-USD-like market parameters for clob pair 0.
-pub fn market() -> OrderMarketParams {
-    OrderMarketParams {
-        atomic_resolution: -10,
-        clob_pair_id: ClobPairId(0),
-        oracle_price: None,
-        quantum_conversion_exponent: -9,
-        step_base_quantums: 1_000_000,
-        subticks_per_tick: 100_000,
-    }
 }
 
 pub fn details() -> OrderDetails {
@@ -360,7 +342,7 @@ where
             CancelErrorKind::AlreadyCancelled,
         ),
         (theirs.order_id.as_str(), CancelErrorKind::NotOwner),
-        ("no-such-order", CancelErrorKind::MetadataNotFound),
+        ("no-such-order", CancelErrorKind::InvalidOrderId),
     ];
     for (id, kind) in cases {
         let err = me.cancel_order(id).await.expect_err(id);
@@ -429,7 +411,7 @@ pub async fn store_down_places_nothing(broken: Arc<dyn MetadataStore>) {
 }
 
 /// Recording off: placement works as before (the node gets it, nothing is recorded) and
-/// cancel-by-id answers with manual guidance without touching the node.
+/// cancel-by-id still cancels it, from the id alone (issue 17: no rollback strands an order).
 pub async fn recording_off<S, F>(open: S)
 where
     S: Fn() -> F,
@@ -449,12 +431,12 @@ where
         store.get(&placed.order_id).await.expect("get").is_none(),
         "nothing recorded"
     );
-    let err = client
+    let cancelled = client
         .cancel_order(&placed.order_id)
         .await
-        .expect_err("disabled");
-    assert_eq!(err.kind(), CancelErrorKind::RecordingDisabled);
-    assert_eq!(chain.count(|k| matches!(k, MsgKind::CancelOrder { .. })), 0);
+        .expect("cancelled from the id");
+    assert!(!cancelled.recorded);
+    assert_eq!(chain.count(|k| matches!(k, MsgKind::CancelOrder { .. })), 1);
     // Flipped back on at run time, without a restart, recording resumes.
     client.recording().set(true);
     let placed = client
@@ -465,20 +447,23 @@ where
     assert!(store.get(&placed.order_id).await.expect("get").is_some());
 }
 
+/// The environment variable that makes a test binary the child of
+/// [`cancels_across_processes`]; its value is the chain's endpoint, the store spec and the
+/// order id, one per line.
 pub const CHILD_ENV: &str = "ORDERMETA_E2E_CHILD";
 
 /// 8 tasks in this process and 8 in a second OS process (this test binary re-invoked on
 /// `test_name`) cancel one order through the same database (`store_spec`, handed to `open`
 /// in both processes) and the same node: exactly one cancel tx reaches the node.
 ///
-/// In the child (recognised by `ORDERMETA_E2E_CHILD`) it only runs its 8 cancels and prints
-/// how many it won; the parent's `store_spec` is then ignored.
+/// In the child (recognised by [`CHILD_ENV`]) it only runs its 8 cancels and prints how many
+/// it won; the parent's `store_spec` is then ignored.
 pub async fn cancels_across_processes<O, F>(test_name: &str, store_spec: String, open: O)
 where
     O: Fn(String) -> F,
     F: Future<Output = Arc<dyn MetadataStore>>,
 {
-    if let Ok(spec) = std::env::var(CHILD_ENV) {
+    if let Some(spec) = child::payload(CHILD_ENV) {
         let mut parts = spec.lines();
         let (endpoint, store_spec, id) = (
             parts.next().expect("endpoint").to_owned(),
@@ -505,31 +490,17 @@ where
         .await
         .expect("place");
 
-    let exe = std::env::current_exe().expect("test binary");
     let spec = format!(
         "{}\n{store_spec}\n{}",
         chain.sim.endpoint(),
         placed.order_id
     );
-    let child = tokio::process::Command::new(exe)
-        .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, spec)
-        .output();
-    let here = cancel_many(client.clone(), &placed.order_id, 8);
-    let (child, here) = tokio::join!(child, here);
-    let child = child.expect("run child process");
-    assert!(
-        child.status.success(),
-        "child failed: {}",
-        String::from_utf8_lossy(&child.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&child.stdout);
-    let child_wins: usize = stdout
-        .split("WINS=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("the child reports its wins: {stdout}"));
+    let child = Child::spawn(test_name, CHILD_ENV, &spec);
+    let here = cancel_many(client.clone(), &placed.order_id, 8).await;
+    let child_wins: usize = child
+        .wait_success_async(Duration::from_secs(120))
+        .await
+        .parsed("WINS");
     assert_eq!(
         here + child_wins,
         1,
@@ -543,6 +514,19 @@ where
         1
     );
     assert_eq!(meta.status, OrderStatus::Cancelled);
+}
+
+/// Runs `flow` on `spec`, the name of a fresh database (schema or namespace), then
+/// `cleanup(spec)`.
+pub async fn run_then_clean<F, Fut, C, CFut>(spec: String, flow: F, cleanup: C)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = ()>,
+    C: FnOnce(String) -> CFut,
+    CFut: Future<Output = ()>,
+{
+    flow(spec.clone()).await;
+    cleanup(spec).await;
 }
 
 /// `n` concurrent cancels of `id`; returns how many succeeded. Every loser must be told the

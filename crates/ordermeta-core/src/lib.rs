@@ -1,10 +1,9 @@
 //! # ordermeta-core
 //!
 //! The storage-independent heart of ordermeta: the order metadata model, the
-//! [`MetadataStore`] trait every backend implements, the order state machine, the error
-//! taxonomy, the [`OrderId`] codec, the [`RecordingSwitch`] and the reference
-//! [`MemoryStore`]. With the `conformance` feature, the [`conformance`] suite every store
-//! must pass.
+//! [`MetadataStore`] trait every backend implements, the order state machine, the store's
+//! errors, the [`OrderId`] codec and the reference [`MemoryStore`]. With the `conformance`
+//! feature, the [`conformance`] suite every store must pass.
 //!
 //! This crate depends on no database and no network crate.
 //!
@@ -26,15 +25,18 @@
 //!                                                           ▲─── late fill ───────────┘
 //! ```
 //!
-//! | from        | to                                          |
-//! |-------------|---------------------------------------------|
-//! | pending     | active, failed, cancelling, expired, filled |
-//! | active      | cancelling, cancelled, expired, filled      |
-//! | cancelling  | cancelled, active, expired, filled          |
-//! | cancelled   | filled                                      |
-//! | expired     | filled                                      |
-//! | filled      | —                                           |
-//! | failed      | —                                           |
+//! | from        | to                                             |
+//! |-------------|------------------------------------------------|
+//! | pending     | active, failed, cancelling, expired, filled    |
+//! | active      | cancelling, cancelled, expired, filled, failed |
+//! | cancelling  | cancelled, active, expired, filled             |
+//! | cancelled   | filled                                         |
+//! | expired     | filled                                         |
+//! | filled      | —                                              |
+//! | failed      | —                                              |
+//!
+//! `active -> failed`: a stateful placement the node accepted at CheckTx can still fail when
+//! its block executes it; the client records that when it confirms the placement.
 //!
 //! `pending` exists because ordermeta records **before** broadcasting (write-ahead): a crash
 //! between broadcast and recording could otherwise leave a live order nobody can cancel by id,
@@ -80,31 +82,29 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod backend;
 #[cfg(feature = "conformance")]
 pub mod conformance;
-pub mod error;
-pub mod memory;
-pub mod model;
-pub mod order_id;
-pub mod recording;
-pub mod status;
-pub mod store;
+mod error;
+mod memory;
+mod model;
+mod order_id;
+mod status;
+mod store;
 
-pub use error::{
-    BoxError, CancelError, CancelErrorKind, ErrorKind, MANUAL_CANCEL_GUIDANCE, StoreError,
-};
+pub use error::{BoxError, ErrorKind, StoreError};
 pub use memory::MemoryStore;
 pub use model::{
-    GoodTil, HistoryEntry, NewOrder, OrderMetadata, OrderType, Side, from_micros, now, to_micros,
-    truncate_micros,
+    GoodTil, HistoryEntry, Lease, MAX_LEASE_TOKEN_LEN, MAX_ORDER_ID_LEN, NewOrder, OrderMetadata,
+    OrderType, Side, from_micros, now, to_micros, truncate_micros,
 };
 pub use order_id::{
     ORDER_FLAGS_CONDITIONAL, ORDER_FLAGS_LONG_TERM, ORDER_FLAGS_SHORT_TERM, ORDER_FLAGS_TWAP,
     ORDER_FLAGS_TWAP_SUBORDER, OrderId,
 };
-pub use recording::{InvalidRecordingSetting, RECORDING_ENV, RecordingSwitch};
-pub use status::OrderStatus;
+pub use status::{OrderStatus, UnknownStatus};
 pub use store::{
-    DEFAULT_PAGE_SIZE, EXPIRE_REASON, ExpireRequest, InvalidRecord, ListQuery, MAX_PAGE_SIZE,
-    MetadataStore, MetadataStoreExt, Page, TransitionRequest,
+    ANONYMOUS_CLAIM, DEFAULT_LEASE, DEFAULT_PAGE_SIZE, EXPIRE_REASON, ExpireRequest, InvalidRecord,
+    LeaseCondition, ListQuery, MAX_PAGE_SIZE, MetadataStore, MetadataStoreExt, Page,
+    TransitionRequest,
 };

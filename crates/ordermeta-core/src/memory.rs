@@ -83,7 +83,7 @@ impl MetadataStore for MemoryStore {
             .ok_or_else(|| StoreError::NotFound {
                 order_id: req.order_id.clone(),
             })?;
-        if !req.from.contains(&meta.status) {
+        if !req.allows(meta) {
             return Err(StoreError::conflict(&req.order_id, meta.status, &req.from));
         }
         req.apply(meta);

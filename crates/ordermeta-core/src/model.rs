@@ -212,6 +212,56 @@ pub fn history_from_json(text: &str) -> Result<Vec<HistoryEntry>, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::invalid(None, format!("history: {e}")))
 }
 
+/// Longest claim token a [`Lease`] may carry, in bytes.
+pub const MAX_LEASE_TOKEN_LEN: usize = 128;
+
+/// The claim one canceller holds on a `cancelling` order: who holds it (a token per
+/// canceller instance) and until when.
+///
+/// A canceller that dies after claiming leaves its lease behind; once `until` has passed,
+/// another canceller may re-claim the order atomically
+/// ([`TransitionRequest::require_expired_lease`](crate::TransitionRequest::require_expired_lease))
+/// and re-send the cancel with the stored id and good-til — a re-sent cancel is harmless on
+/// chain. A lease that has not run out is never taken over.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Lease {
+    /// Who holds the claim: one token per canceller instance (1..=128 bytes, no control
+    /// characters).
+    pub token: String,
+    /// When the claim runs out (microsecond precision). At or after this instant the order
+    /// may be re-claimed.
+    pub until: DateTime<Utc>,
+}
+
+impl Lease {
+    /// A lease held by `token` until `until` (truncated to microseconds, as stored).
+    pub fn new(token: impl Into<String>, until: DateTime<Utc>) -> Self {
+        Lease {
+            token: token.into(),
+            until: truncate_micros(until),
+        }
+    }
+
+    /// Whether the lease has run out at `at`: `until <= at`.
+    pub fn is_expired_at(&self, at: DateTime<Utc>) -> bool {
+        self.until <= at
+    }
+
+    /// Checks the token's length and characters.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.token.is_empty() || self.token.len() > MAX_LEASE_TOKEN_LEN {
+            return Err(format!(
+                "lease token must be 1..={MAX_LEASE_TOKEN_LEN} bytes, got {}",
+                self.token.len()
+            ));
+        }
+        if self.token.chars().any(char::is_control) {
+            return Err("lease token contains control characters".into());
+        }
+        Ok(())
+    }
+}
+
 /// What the caller knows about an order before it is recorded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewOrder {
@@ -273,6 +323,10 @@ pub struct OrderMetadata {
     pub version: u64,
     /// Every status the order entered, oldest first; the last is `status`.
     pub history: Vec<HistoryEntry>,
+    /// The claim of the canceller working on this order: `Some` only while the order is
+    /// `cancelling` (a `cancelling` record without one, e.g. written before leases existed,
+    /// counts as unclaimed and may be re-claimed at once).
+    pub lease: Option<Lease>,
 }
 
 impl OrderMetadata {
@@ -300,6 +354,7 @@ impl OrderMetadata {
                 at,
                 reason: Some("recorded".to_owned()),
             }],
+            lease: None,
         }
     }
 
@@ -372,6 +427,15 @@ impl OrderMetadata {
         }
         if self.version == 0 {
             return bad("version must be at least 1".into());
+        }
+        if let Some(lease) = &self.lease {
+            if self.status != OrderStatus::Cancelling {
+                return bad(format!(
+                    "only a cancelling order holds a lease, this one is {}",
+                    self.status
+                ));
+            }
+            lease.validate().or_else(bad)?;
         }
         match self.history.last() {
             None => return bad("history is empty".into()),

@@ -5,8 +5,6 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::StoreError;
-
 /// Where an order is in its lifecycle, as far as ordermeta knows.
 ///
 /// The four statuses of the original design (`active`, `cancelled`, `expired`, `filled`) plus
@@ -83,12 +81,14 @@ impl OrderStatus {
     /// `pending -> cancelling` lets reconciliation cancel an order whose broadcast outcome is
     /// unknown after a crash. `cancelled -> filled` and `expired -> filled` exist because the chain is the truth: a
     /// short-term cancel is best effort and can lose the race to a fill, and a fill feed can
-    /// report a fill after the sweeper marked the order expired.
+    /// report a fill after the sweeper marked the order expired. `active -> failed` records a
+    /// stateful placement that the node accepted (CheckTx) but that failed when its block
+    /// executed it: the order never rested on the book.
     pub const fn successors(self) -> &'static [OrderStatus] {
         use OrderStatus::*;
         match self {
             Pending => &[Active, Failed, Cancelling, Expired, Filled],
-            Active => &[Cancelling, Cancelled, Expired, Filled],
+            Active => &[Cancelling, Cancelled, Expired, Filled, Failed],
             Cancelling => &[Cancelled, Active, Expired, Filled],
             Cancelled => &[Filled],
             Expired => &[Filled],
@@ -109,14 +109,20 @@ impl fmt::Display for OrderStatus {
     }
 }
 
+/// A string that names no [`OrderStatus`]; converts into
+/// [`StoreError::InvalidMetadata`](crate::StoreError::InvalidMetadata) with `?`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown order status {0:?}")]
+pub struct UnknownStatus(pub String);
+
 impl FromStr for OrderStatus {
-    type Err = StoreError;
+    type Err = UnknownStatus;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         OrderStatus::ALL
             .into_iter()
             .find(|st| st.as_str() == s)
-            .ok_or_else(|| StoreError::invalid(None, format!("unknown order status {s:?}")))
+            .ok_or_else(|| UnknownStatus(s.to_owned()))
     }
 }
 
@@ -131,7 +137,10 @@ mod tests {
             assert_eq!(st.to_string(), st.as_str());
         }
         let err = "ACTIVE".parse::<OrderStatus>().expect_err("case matters");
-        assert_eq!(err.kind(), crate::ErrorKind::InvalidMetadata);
+        assert_eq!(
+            crate::StoreError::from(err).kind(),
+            crate::ErrorKind::InvalidMetadata
+        );
         assert!("".parse::<OrderStatus>().is_err());
     }
 

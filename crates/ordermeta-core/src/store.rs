@@ -7,13 +7,19 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::error::StoreError;
-use crate::model::{HistoryEntry, OrderMetadata, now, truncate_micros};
+use crate::model::{HistoryEntry, Lease, OrderMetadata, now, truncate_micros};
 use crate::status::OrderStatus;
 
 /// Default page size of [`ListQuery`].
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
 /// Largest page a store returns; larger limits are cut to this.
 pub const MAX_PAGE_SIZE: u32 = 1000;
+/// How long a cancel claim lasts unless the canceller says otherwise: long enough for a
+/// cancel broadcast (with its deadline and retries) and the write of its outcome.
+pub const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
+/// The token [`MetadataStoreExt::claim_for_cancel`] claims with when the caller gives none.
+pub const ANONYMOUS_CLAIM: &str = "anonymous";
+
 /// The history reason written by [`MetadataStore::expire`].
 pub const EXPIRE_REASON: &str = "good-til passed";
 
@@ -77,6 +83,33 @@ pub struct TransitionRequest {
     pub tx_hash: Option<String>,
     /// Sets the cancel tx hash when `Some`.
     pub cancel_tx_hash: Option<String>,
+    /// The claim to write when `to` is `cancelling` (a new claim or a re-claim). Leaving
+    /// `cancelling` always clears the record's lease.
+    pub lease: Option<Lease>,
+    /// A condition on the record's current lease, checked in the same compare-and-set as
+    /// `from`. When it does not hold the answer is [`StoreError::StatusConflict`].
+    pub require: Option<LeaseCondition>,
+}
+
+/// A condition on an order's current [`Lease`], part of a [`TransitionRequest`]'s
+/// compare-and-set.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum LeaseCondition {
+    /// The order holds no lease, or its lease has run out at the request's `at`
+    /// (`until <= at`). Required to re-claim a `cancelling` order.
+    Expired,
+    /// The order's lease is held by this token (a canceller settling its own claim).
+    HeldBy(String),
+}
+
+impl LeaseCondition {
+    /// Whether the condition holds for a record holding `lease`, at `at`.
+    pub fn holds(&self, lease: Option<&Lease>, at: DateTime<Utc>) -> bool {
+        match self {
+            LeaseCondition::Expired => lease.is_none_or(|l| l.is_expired_at(at)),
+            LeaseCondition::HeldBy(token) => lease.is_some_and(|l| &l.token == token),
+        }
+    }
 }
 
 impl TransitionRequest {
@@ -90,7 +123,38 @@ impl TransitionRequest {
             reason: None,
             tx_hash: None,
             cancel_tx_hash: None,
+            lease: None,
+            require: None,
         }
+    }
+
+    /// Sets the claim written when entering `cancelling`.
+    pub fn lease(mut self, lease: Lease) -> Self {
+        self.lease = Some(lease);
+        self
+    }
+
+    /// Also requires the order's lease to have run out (or to be absent) at `at`: how a
+    /// stale `cancelling` claim is re-claimed by exactly one canceller.
+    pub fn require_expired_lease(mut self) -> Self {
+        self.require = Some(LeaseCondition::Expired);
+        self
+    }
+
+    /// Also requires the order's lease to be held by `token`.
+    pub fn require_lease(mut self, token: impl Into<String>) -> Self {
+        self.require = Some(LeaseCondition::HeldBy(token.into()));
+        self
+    }
+
+    /// Whether the order's current status and lease allow this transition (the full
+    /// compare-and-set condition; [`check`](Self::check) has passed).
+    pub fn allows(&self, meta: &OrderMetadata) -> bool {
+        self.from.contains(&meta.status)
+            && self
+                .require
+                .as_ref()
+                .is_none_or(|c| c.holds(meta.lease.as_ref(), truncate_micros(self.at)))
     }
 
     /// Sets the time (truncated to microseconds).
@@ -125,10 +189,37 @@ impl TransitionRequest {
                 "a transition needs at least one allowed starting status",
             ));
         }
-        match self.from.iter().find(|f| !f.can_transition_to(self.to)) {
-            Some(&from) => Err(StoreError::IllegalTransition { from, to: self.to }),
-            None => Ok(()),
+        // Re-claiming a stale claim is the one self-transition: cancelling -> cancelling,
+        // and only with the expired-lease condition.
+        let reclaim =
+            self.to == OrderStatus::Cancelling && self.require == Some(LeaseCondition::Expired);
+        let legal = |f: &OrderStatus| f.can_transition_to(self.to) || (reclaim && *f == self.to);
+        if let Some(&from) = self.from.iter().find(|f| !legal(f)) {
+            return Err(StoreError::IllegalTransition { from, to: self.to });
         }
+        if let Some(lease) = &self.lease {
+            if self.to != OrderStatus::Cancelling {
+                return Err(StoreError::invalid(
+                    Some(&self.order_id),
+                    format!(
+                        "a lease is only taken when entering cancelling, not {}",
+                        self.to
+                    ),
+                ));
+            }
+            lease
+                .validate()
+                .map_err(|reason| StoreError::invalid(Some(&self.order_id), reason))?;
+        }
+        if let Some(LeaseCondition::HeldBy(token)) = &self.require
+            && Lease::new(token.clone(), self.at).validate().is_err()
+        {
+            return Err(StoreError::invalid(
+                Some(&self.order_id),
+                "the required lease token is empty, too long or has control characters",
+            ));
+        }
+        Ok(())
     }
 
     /// The history entry this transition appends.
@@ -140,9 +231,10 @@ impl TransitionRequest {
         }
     }
 
-    /// The reference semantics of a transition, applied to a record already known to be in
-    /// one of `from`: set status, `updated_at`, `cancelled_at` (when entering cancelled), the
-    /// given hashes, bump the version, append the history entry. SQL and Lua stores do the
+    /// The reference semantics of a transition, applied to a record already known to be
+    /// [allowed](Self::allows): set status, `updated_at`, `cancelled_at` (when entering
+    /// cancelled), the given hashes, the lease (the request's when entering `cancelling`,
+    /// none otherwise), bump the version, append the history entry. SQL and Lua stores do the
     /// same in one statement.
     pub fn apply(&self, meta: &mut OrderMetadata) {
         let at = truncate_micros(self.at);
@@ -157,6 +249,11 @@ impl TransitionRequest {
         if let Some(h) = &self.cancel_tx_hash {
             meta.cancel_tx_hash = Some(h.clone());
         }
+        meta.lease = if self.to == OrderStatus::Cancelling {
+            self.lease.clone()
+        } else {
+            None
+        };
         meta.version += 1;
         meta.history.push(self.history_entry());
     }
@@ -285,9 +382,44 @@ pub trait MetadataStoreExt: MetadataStore {
 
     /// Claims an active order for cancelling (`active -> cancelling`). Exactly one of many
     /// concurrent claimers wins; the others get [`StoreError::StatusConflict`].
+    ///
+    /// The claim is an anonymous lease of [`DEFAULT_LEASE`]; cancellers that must be told
+    /// apart use [`claim`](Self::claim).
     async fn claim_for_cancel(&self, order_id: &str) -> Result<OrderMetadata, StoreError> {
-        let req = TransitionRequest::new(order_id, &[OrderStatus::Active], OrderStatus::Cancelling)
-            .reason("cancel claimed");
+        let at = now();
+        let until = at + chrono::Duration::from_std(DEFAULT_LEASE).unwrap_or_default();
+        self.claim(
+            order_id,
+            &[OrderStatus::Active],
+            Lease::new(ANONYMOUS_CLAIM, until),
+            at,
+        )
+        .await
+    }
+
+    /// Claims an order for cancelling with `lease`, from any of `from` (e.g. `active`, or
+    /// `pending` for reconciliation). When `from` includes `cancelling`, a claim whose lease
+    /// has run out at `at` is re-claimed; a live claim never is. Exactly one of many
+    /// concurrent claimers wins; the others get [`StoreError::StatusConflict`].
+    async fn claim(
+        &self,
+        order_id: &str,
+        from: &[OrderStatus],
+        lease: Lease,
+        at: DateTime<Utc>,
+    ) -> Result<OrderMetadata, StoreError> {
+        let stale = from.contains(&OrderStatus::Cancelling);
+        let mut req = TransitionRequest::new(order_id, from, OrderStatus::Cancelling)
+            .at(at)
+            .reason(if stale {
+                "cancel claimed (a stale claim may be taken over)"
+            } else {
+                "cancel claimed"
+            })
+            .lease(lease);
+        if stale {
+            req = req.require_expired_lease();
+        }
         self.transition(&req).await
     }
 

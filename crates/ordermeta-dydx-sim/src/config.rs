@@ -21,6 +21,18 @@ pub const STATEFUL_ORDER_TIME_WINDOW_SECS: i64 = 95 * 24 * 60 * 60;
 /// `MaxMsgBatchCancelBatchSize` of the chain.
 pub const MAX_BATCH_CANCEL_SIZE: usize = 100;
 
+/// `TimestampNonceSequenceCutoff` of x/accountplus: a signed sequence at or above 2^40 is a
+/// timestamp nonce (unix milliseconds), not an account sequence.
+pub const TIMESTAMP_NONCE_CUTOFF: u64 = 1 << 40;
+
+/// `MaxTimeInPastMs` / `MaxTimeInFutureMs` of x/accountplus: a timestamp nonce is accepted only
+/// within this many milliseconds of the block time, on either side.
+pub const TIMESTAMP_NONCE_MAX_SKEW_MS: u64 = 30_000;
+
+/// `MaxTimestampNonceArrSize` of x/accountplus: how many accepted timestamp nonces an account
+/// keeps.
+pub const MAX_TIMESTAMP_NONCES: usize = 20;
+
 /// How blocks are produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BlockProduction {
@@ -30,6 +42,22 @@ pub enum BlockProduction {
     /// A block is produced every interval of wall-clock time (the binary's default), and
     /// `advance_blocks` still works on top of it.
     Interval(Duration),
+}
+
+/// Where the time of each new block comes from (unless
+/// [`SimHandle::set_block_time`](crate::SimHandle::set_block_time) set it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BlockClock {
+    /// The previous block time plus [`SimConfig::block_time_step`]: deterministic, the default
+    /// for tests. Block time then drifts from the wall clock as blocks are produced, so
+    /// timestamp nonces must be derived from the chain's block time (e.g. the latest block's
+    /// header), not from the local clock.
+    #[default]
+    Step,
+    /// The wall-clock time when the block is produced (at least 1 ms after the previous
+    /// block), as on a real chain: what a client signing with timestamp nonces from its own
+    /// clock (`dydx::node::sequencer::TimestamperSequencer`) needs.
+    WallClock,
 }
 
 /// One "at most `limit` per `num_blocks` blocks" rule, as in the chain's `MaxPerNBlocksRateLimit`.
@@ -106,8 +134,10 @@ pub struct SimConfig {
     pub listen: SocketAddr,
     /// Block production mode. Default [`BlockProduction::Manual`].
     pub blocks: BlockProduction,
-    /// Block time added per produced block unless [`SimHandle::set_block_time`](crate::SimHandle::set_block_time)
-    /// set the next one. Default 1 s.
+    /// Where block times come from. Default [`BlockClock::Step`].
+    pub block_clock: BlockClock,
+    /// Block time added per produced block with [`BlockClock::Step`], unless
+    /// [`SimHandle::set_block_time`](crate::SimHandle::set_block_time) set the next one. Default 1 s.
     pub block_time_step: Duration,
     /// Height of the latest block at start. Default 1.
     pub genesis_height: u32,
@@ -128,6 +158,7 @@ impl Default for SimConfig {
             chain_id: TESTNET_CHAIN_ID.to_owned(),
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             blocks: BlockProduction::Manual,
+            block_clock: BlockClock::Step,
             block_time_step: Duration::from_secs(1),
             genesis_height: 1,
             genesis_time: Utc::now().trunc_subsecs(0),
@@ -165,6 +196,12 @@ impl SimConfig {
     /// Sets the block production mode.
     pub fn with_blocks(mut self, blocks: BlockProduction) -> Self {
         self.blocks = blocks;
+        self
+    }
+
+    /// Sets where block times come from.
+    pub fn with_block_clock(mut self, clock: BlockClock) -> Self {
+        self.block_clock = clock;
         self
     }
 

@@ -70,6 +70,10 @@ impl ChainError {
     pub(crate) fn clob(code: u32, detail: impl fmt::Display) -> Self {
         Self::new(codes::CODESPACE_CLOB, code, detail)
     }
+
+    pub(crate) fn subaccounts(code: u32, detail: impl fmt::Display) -> Self {
+        Self::new(codes::CODESPACE_SUBACCOUNTS, code, detail)
+    }
 }
 
 impl fmt::Display for ChainError {
@@ -89,6 +93,8 @@ pub mod codes {
     pub const CODESPACE_SDK: &str = "sdk";
     /// Codespace of the dYdX clob module.
     pub const CODESPACE_CLOB: &str = "clob";
+    /// Codespace of the dYdX subaccounts module (subaccount id validation).
+    pub const CODESPACE_SUBACCOUNTS: &str = "subaccounts";
 
     /// `sdk` codespace.
     pub mod sdk {
@@ -106,6 +112,14 @@ pub mod codes {
         pub const INVALID_REQUEST: u32 = 18;
         /// `ErrWrongSequence` (account sequence mismatch).
         pub const WRONG_SEQUENCE: u32 = 32;
+    }
+
+    /// `subaccounts` codespace (v4-chain `protocol/x/subaccounts/types/errors.go`).
+    pub mod subaccounts {
+        /// `ErrInvalidSubaccountIdNumber`: subaccount number above 128 000.
+        pub const INVALID_SUBACCOUNT_ID_NUMBER: u32 = 200;
+        /// `ErrInvalidSubaccountIdOwner`: owner is not a valid bech32 address.
+        pub const INVALID_SUBACCOUNT_ID_OWNER: u32 = 201;
     }
 
     /// `clob` codespace.
@@ -136,10 +150,16 @@ pub mod codes {
         pub const INVALID_STATEFUL_ORDER_CANCELLATION: u32 = 29;
         /// `ErrStatefulOrderCancellationAlreadyExists`: duplicate uncommitted stateful cancel.
         pub const STATEFUL_ORDER_CANCELLATION_ALREADY_EXISTS: u32 = 32;
+        /// `ErrInvalidTimeInForce`: a time-in-force outside the enum.
+        pub const INVALID_TIME_IN_FORCE: u32 = 44;
         /// `ErrInvalidBatchCancel`.
         pub const INVALID_BATCH_CANCEL: u32 = 45;
         /// `ErrBatchCancelFailed`: no cancel of the batch succeeded.
         pub const BATCH_CANCEL_FAILED: u32 = 46;
+        /// `ErrDeprecatedField`: fill-or-kill orders.
+        pub const DEPRECATED_FIELD: u32 = 48;
+        /// `ErrInvalidBuilderCode`: bad builder address or fee ppm.
+        pub const INVALID_BUILDER_CODE: u32 = 50;
         /// `ErrInvalidOrderFlag`.
         pub const INVALID_ORDER_FLAG: u32 = 3000;
         /// `ErrInvalidStatefulOrderGoodTilBlockTime`.
@@ -154,10 +174,25 @@ pub mod codes {
         pub const STATEFUL_ORDER_ALREADY_EXISTS: u32 = 3005;
         /// `ErrStatefulOrderDoesNotExist`.
         pub const STATEFUL_ORDER_DOES_NOT_EXIST: u32 = 3006;
+        /// `ErrStatefulOrderCollateralizationCheckFailed`.
+        pub const STATEFUL_ORDER_COLLATERALIZATION_CHECK_FAILED: u32 = 3007;
         /// `ErrStatefulOrderPreviouslyCancelled`.
         pub const STATEFUL_ORDER_PREVIOUSLY_CANCELLED: u32 = 3008;
+        /// `ErrStatefulOrderPreviouslyRemoved`: placed in a block that removed the same id.
+        pub const STATEFUL_ORDER_PREVIOUSLY_REMOVED: u32 = 3009;
+        /// `ErrStatefulOrderCancellationFailedForAlreadyRemovedOrder`: a cancel executed in the
+        /// block that removed (e.g. fully filled) its order.
+        pub const STATEFUL_ORDER_CANCELLATION_FAILED_FOR_ALREADY_REMOVED_ORDER: u32 = 3010;
         /// `ErrBlockRateLimitExceeded`.
         pub const BLOCK_RATE_LIMIT_EXCEEDED: u32 = 5001;
+        /// `ErrInvalidConditionType`.
+        pub const INVALID_CONDITION_TYPE: u32 = 6000;
+        /// `ErrInvalidConditionalOrderTriggerSubticks`.
+        pub const INVALID_CONDITIONAL_ORDER_TRIGGER_SUBTICKS: u32 = 6001;
+        /// `ErrReduceOnlyDisabled`: reduce-only on an order that is not IOC.
+        pub const REDUCE_ONLY_DISABLED: u32 = 9003;
+        /// `ErrInvalidOrderRouterAddress`.
+        pub const INVALID_ORDER_ROUTER_ADDRESS: u32 = 11000;
     }
 
     /// The registered description of `(codespace, code)`, as the chain appends it to logs.
@@ -170,6 +205,12 @@ pub mod codes {
             (CODESPACE_SDK, sdk::UNKNOWN_ADDRESS) => "unknown address",
             (CODESPACE_SDK, sdk::INVALID_REQUEST) => "invalid request",
             (CODESPACE_SDK, sdk::WRONG_SEQUENCE) => "incorrect account sequence",
+            (CODESPACE_SUBACCOUNTS, subaccounts::INVALID_SUBACCOUNT_ID_NUMBER) => {
+                "subaccount id number cannot exceed 128000"
+            }
+            (CODESPACE_SUBACCOUNTS, subaccounts::INVALID_SUBACCOUNT_ID_OWNER) => {
+                "subaccount id owner is an invalid address"
+            }
             (CODESPACE_CLOB, clob::INVALID_ORDER_SIDE) => "Invalid order side",
             (CODESPACE_CLOB, clob::INVALID_ORDER_QUANTUMS) => "Invalid order quantums",
             (CODESPACE_CLOB, clob::INVALID_ORDER_GOOD_TIL_BLOCK) => "Invalid order goodTilBlock",
@@ -197,7 +238,10 @@ pub mod codes {
             (CODESPACE_CLOB, clob::STATEFUL_ORDER_CANCELLATION_ALREADY_EXISTS) => {
                 "Existing stateful order cancellation has higher-or-equal priority than the new one"
             }
+            (CODESPACE_CLOB, clob::INVALID_TIME_IN_FORCE) => "invalid time in force",
             (CODESPACE_CLOB, clob::INVALID_BATCH_CANCEL) => "Invalid batch cancel message",
+            (CODESPACE_CLOB, clob::DEPRECATED_FIELD) => "This field has been deprecated",
+            (CODESPACE_CLOB, clob::INVALID_BUILDER_CODE) => "Invalid builder code",
             (CODESPACE_CLOB, clob::BATCH_CANCEL_FAILED) => "Batch cancel has failed",
             (CODESPACE_CLOB, clob::INVALID_ORDER_FLAG) => "Invalid order flags",
             (CODESPACE_CLOB, clob::INVALID_STATEFUL_ORDER_GOOD_TIL_BLOCK_TIME) => {
@@ -218,10 +262,30 @@ pub mod codes {
             (CODESPACE_CLOB, clob::STATEFUL_ORDER_DOES_NOT_EXIST) => {
                 "Stateful order does not exist"
             }
+            (CODESPACE_CLOB, clob::STATEFUL_ORDER_COLLATERALIZATION_CHECK_FAILED) => {
+                "Stateful order collateralization check failed"
+            }
             (CODESPACE_CLOB, clob::STATEFUL_ORDER_PREVIOUSLY_CANCELLED) => {
                 "Stateful order was previously cancelled and therefore cannot be placed"
             }
+            (CODESPACE_CLOB, clob::STATEFUL_ORDER_PREVIOUSLY_REMOVED) => {
+                "Stateful order was previously removed and therefore cannot be placed"
+            }
+            (
+                CODESPACE_CLOB,
+                clob::STATEFUL_ORDER_CANCELLATION_FAILED_FOR_ALREADY_REMOVED_ORDER,
+            ) => {
+                "Stateful order cancellation failed because the order was already removed from state"
+            }
             (CODESPACE_CLOB, clob::BLOCK_RATE_LIMIT_EXCEEDED) => "Block rate limit exceeded",
+            (CODESPACE_CLOB, clob::INVALID_CONDITION_TYPE) => "Conditional type is invalid",
+            (CODESPACE_CLOB, clob::INVALID_CONDITIONAL_ORDER_TRIGGER_SUBTICKS) => {
+                "Conditional order trigger subticks is invalid"
+            }
+            (CODESPACE_CLOB, clob::REDUCE_ONLY_DISABLED) => {
+                "Reduce-only is currently disabled for non-IOC orders"
+            }
+            (CODESPACE_CLOB, clob::INVALID_ORDER_ROUTER_ADDRESS) => "Invalid order router address",
             _ => "error",
         }
     }

@@ -11,12 +11,11 @@
 //! # Use in tests
 //!
 //! ```no_run
-//! use ordermeta_dydx_sim::{SimConfig, SimNode};
+//! use ordermeta_dydx_sim::{SimConfig, SimNode, fixtures};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! const MNEMONIC: &str = "mirror actor skill push coach wait confirm orchard lunch mobile athlete gossip awake miracle matter bus reopen team ladder lazy list timber render wait";
-//! let sim = SimNode::start(SimConfig::default().with_mnemonic(MNEMONIC, 1)).await?;
-//! // dydx::node::NodeConfig { endpoint: sim.endpoint(), chain_id: ChainId::Testnet4, .. }
+//! let sim = SimNode::start(SimConfig::default().with_mnemonic(fixtures::MNEMONIC, 1)).await?;
+//! // With feature `dydx`: fixtures::node_config(sim.endpoint()) is the client's NodeConfig.
 //! sim.advance_blocks(1);
 //! for msg in sim.messages() {
 //!     println!("{:?} -> {}/{}", msg.kind, msg.codespace(), msg.code());
@@ -33,11 +32,60 @@
 //!   once first. The `http://` endpoint then connects in cleartext.
 //! - Blocks are manual by default ([`BlockProduction::Manual`]): call
 //!   [`SimHandle::advance_blocks`] instead of sleeping.
+//! - The account query serves **committed** state, as a node does: after a stateful tx is
+//!   accepted, `query_address` / `Wallet::account` (and the client's default
+//!   `QueryingSequencer`) still return the old sequence until the next block. Sign several
+//!   stateful txs per block with a locally tracked sequence or with timestamp nonces.
+//! - [`fixtures`] holds what tests and examples share: the test mnemonic, a market and (with
+//!   the feature `dydx`) the client's `NodeConfig`.
+//!
+//! # Sequences, timestamp nonces and blocks
+//!
+//! - **Sequences**: each account exists in committed state (served by
+//!   `cosmos.auth.v1beta1.Query/Account` and [`SimHandle::account`]`.sequence`) and in the
+//!   CheckTx copy ([`AccountInfo::check_tx_sequence`]) that admits txs. A stateful tx must carry
+//!   the CheckTx sequence; two stateful txs signed with the same sequence before a block: the
+//!   second gets sdk/32. Short-term txs (short-term place/cancel, batch cancel) skip sequence
+//!   checks entirely.
+//! - **Timestamp nonces**: a signed sequence >= 2^40 ([`TIMESTAMP_NONCE_CUTOFF`]) is a unix-ms
+//!   nonce, accepted within 30 s ([`TIMESTAMP_NONCE_MAX_SKEW_MS`]) of the block time on either
+//!   side, if not among the account's last 20 ([`MAX_TIMESTAMP_NONCES`]) accepted nonces and
+//!   above the highest one ejected from them; it never bumps the sequence. Else sdk/32. CheckTx
+//!   measures against the latest block's time, execution against the new block's time. With
+//!   the default [`BlockClock::Step`] block time is the genesis time plus one step per block,
+//!   so derive nonces from the latest block's header time (or [`SimHandle::block_time`]); with
+//!   [`BlockClock::WallClock`] block time follows the wall clock, as on a real chain, so
+//!   `dydx::node::sequencer::TimestamperSequencer` works.
+//! - **Execution in the next block**: a stateful place or cancel accepted by CheckTx waits in
+//!   the mempool ([`SimHandle::pending_txs`]); the order shows [`OrderStatus::PlacePending`] /
+//!   [`OrderStatus::CancelPending`]. The next produced block executes every waiting tx in order:
+//!   a place then rests on the book ([`OrderStatus::Open`]), a cancel removes its order. The
+//!   execution can fail although CheckTx accepted it: the order filled or was removed in between
+//!   (a cancel gets clob/3010), a timestamp nonce fell out of the new block's window (sdk/32),
+//!   or on command ([`SimHandle::fail_next_block_execution`],
+//!   [`SimHandle::fail_block_execution_of`]).
+//! - **Tx results by hash**: `cosmos.tx.v1beta1.Service/GetTx` (and [`SimHandle::tx_result`])
+//!   returns a stateful tx with its execution `code`/`codespace`/`raw_log` and `height` once a
+//!   block included it; before that, and always for short-term or rejected txs (no block
+//!   includes those), it answers NotFound. The message log records the execution result in
+//!   [`ReceivedMsg::delivered`]; [`ReceivedMsg::final_result`] gives the final outcome.
+//!
+//! # Layout
+//!
+//! `chain/` is the simulated chain: its state and lock (`mod.rs`), CheckTx and the ante
+//! handlers (`ante.rs`), sequences and timestamp nonces (`replay.rs`), `ValidateBasic`
+//! (`validate_basic.rs`, one cited rule per check), rate limits (`rate_limit.rs`), the
+//! place/cancel rules at CheckTx (`clob.rs`), block execution of stateful txs and tx results
+//! (`deliver.rs`), the orders and their expiry (`book.rs`) and block production
+//! (`blocks.rs`). `grpc.rs` serves the node's gRPC services
+//! over it; `node.rs` starts, controls and stops a simulator. Servers read the chain, never
+//! each other.
 //!
 //! # Use in CI (binary)
 //!
 //! `cargo run -p ordermeta-dydx-sim -- --port 9090 --mnemonic "…" --accounts 2 --block-ms 500`
-//! prints `endpoint=http://127.0.0.1:9090` on stdout and serves until Ctrl-C.
+//! prints `endpoint=http://127.0.0.1:9090` on stdout and serves until Ctrl-C. Block times
+//! follow the wall clock there (`--block-clock wall`, the default; `step` for +1 s per block).
 //!
 //! # Rules enforced, and the v4-chain source each mirrors
 //!
@@ -47,16 +95,19 @@
 //! | Rule | Result | v4-chain file, function |
 //! |---|---|---|
 //! | tx bytes must decode (TxRaw, TxBody, AuthInfo, known msgs) | sdk/2 | cosmos-sdk `x/auth/tx/decoder.go`, `DefaultTxDecoder` |
+//! | every msg's `ValidateBasic` first (the full table is in `chain/validate_basic.rs`): fill-or-kill, subaccount, enums, flags, good-til, long-term IOC, reduce-only non-IOC, subticks, condition type and trigger, builder code, TWAP parameters; cancel and batch rules | clob/48, subaccounts/200-201, clob/3, 44, 6000, 4, 11000, 5, 3001, 3000, 3002, 9003, 6, 6001, 50, 12, 45 | cosmos-sdk `baseapp/baseapp.go`, `validateBasicTxMsgs`; `x/clob/types/message_place_order.go`, `message_cancel_order.go`, `message_batch_cancel.go` |
 //! | a clob msg must be alone in its tx | sdk/18 | `x/clob/ante/clob.go`, `IsShortTermClobMsgTx` / `ValidateMsgsInClobTx` |
+//! | one signer info and one signature | sdk/4 | cosmos-sdk `x/auth/ante/basic.go`, `ValidateBasicDecorator` |
 //! | signer account must exist | sdk/9 | cosmos-sdk `x/auth/ante/sigverify.go`, `GetSignerAcc` |
 //! | tx public key must hash to the signer address | sdk/8 | cosmos-sdk `x/auth/ante/sigverify.go`, `SetPubKeyDecorator.AnteHandle` |
-//! | stateful txs: signed sequence == account sequence | sdk/32 | `app/ante/replay_protection.go`, `ReplayProtectionDecorator.AnteHandle` |
+//! | stateful txs: signed sequence == CheckTx account sequence | sdk/32 | `app/ante/replay_protection.go`, `ReplayProtectionDecorator.AnteHandle` |
+//! | stateful txs: a sequence >= 2^40 is a timestamp nonce: within 30 s of block time, not among the last 20, above the highest ejected | sdk/32 | `x/accountplus/keeper/timestampnonce.go`, `ProcessTimestampNonce` |
 //! | short-term place/cancel and batch cancel skip the sequence check and increment | — | `app/ante/util.go`, `ShouldSkipSequenceValidation`; `app/ante.go`, `clobAnteHandle` |
 //! | signature over SignDoc(body, auth info, chain id, account number) | sdk/4 | `app/ante/sigverify.go`, `SigVerificationDecorator.AnteHandle` |
-//! | sequence increments only if the whole tx passes (cache store written on success) | — | `app/ante.go`, `clobAnteHandle` |
-//! | order id: valid owner, flags 0/32/64; side, quantums, subticks set | sdk/7, clob/3000, 3, 4, 6 | `x/clob/types/message_place_order.go`, `MsgPlaceOrder.ValidateBasic` |
-//! | short-term place/cancel need GTB > 0; stateful need GTBT > 0 | clob/5, clob/3001 | `x/clob/types/message_cancel_order.go`, `MsgCancelOrder.ValidateBasic` |
-//! | long-term orders cannot be IOC/FOK | clob/3002 | `x/clob/types/message_place_order.go`, `MsgPlaceOrder.ValidateBasic` |
+//! | sequence increments (plain sequences only) only if the whole tx passes (cache store written on success) | — | `app/ante.go`, `clobAnteHandle`; `app/ante/timestampnonce.go`, `DydxIncrementSequenceDecorator` |
+//! | the account query serves committed state; CheckTx admits against its own copy, reset after each block | — | cosmos-sdk `baseapp/abci.go`, `Commit` (check state reset) |
+//! | stateful place/cancel accepted by CheckTx executes in the next block and can fail there (order filled/removed meanwhile: 3010; gone: 3006; cancelled/removed in the block before a place: 3008/3009) | clob/3010, 3006, 3008, 3009 | `x/clob/keeper/msg_server_place_order.go`, `HandleMsgPlaceOrder`; `x/clob/keeper/msg_server_cancel_orders.go`, `HandleMsgCancelOrder` |
+//! | short-term messages never enter a block: `GetTx` does not find them | — | `app/process/utils_disallow_msgs.go`, `IsDisallowClobOrderMsgInOtherTxs` |
 //! | GTB window: next height <= GTB <= next height + ShortBlockWindow (default 40) | clob/10, clob/11 | `x/clob/keeper/orders.go`, `validateGoodTilBlock` |
 //! | GTBT window: previous block time < GTBT <= previous block time + 95 days | clob/3003, clob/3004 | `x/clob/keeper/orders.go`, `PerformStatefulOrderValidation`, `PerformOrderCancellationStatefulValidation` |
 //! | short-term place/cancel share a per-account budget (batch cancel weighs 2), GTB checked first; rejected requests count | clob/5001 | `x/clob/keeper/rate_limit.go`, `RateLimitPlaceOrder`/`RateLimitCancelOrder`/`RateLimitBatchCancel`; `x/clob/rate_limit/multi_block_rate_limiter.go`, `RateLimitIncrBy` |
@@ -70,34 +121,40 @@
 //! | stateful cancel GTBT must be >= the order's GTBT | clob/29 | same |
 //! | a second stateful cancel while the first is uncommitted | clob/32 | same (`GetUncommittedStatefulOrderCancellation`) |
 //! | stateful cancel is uncommitted until the next block, which removes the order | — | `x/clob/keeper/orders.go`, `CancelStatefulOrder`; `x/clob/keeper/msg_server_cancel_orders.go`, `HandleMsgCancelOrder` |
-//! | stateful place: same id live → 3005; uncommitted cancel pending → 3008 | clob/3005, clob/3008 | `x/clob/keeper/orders.go`, `PerformStatefulOrderValidation` |
-//! | batch cancel: >= 1 batch, no duplicate pairs or client ids, <= 100 ids | clob/45 | `x/clob/types/message_batch_cancel.go`, `MsgBatchCancel.ValidateBasic` |
+//! | stateful place: same id live or uncommitted → 3005; uncommitted cancel pending → 3008 | clob/3005, clob/3008 | `x/clob/keeper/orders.go`, `PerformStatefulOrderValidation` |
+//! | stateful cancel of an uncommitted placement is accepted | — | `x/clob/keeper/orders.go`, `PerformOrderCancellationStatefulValidation` |
 //! | batch cancel: each id cancelled like a short-term cancel; fails only if none succeeded | clob/46 | `x/clob/keeper/orders.go`, `BatchCancelShortTermOrder`; `x/clob/ante/clob.go`, `ClobDecorator.AnteHandle` |
 //! | short-term order expires once the latest height >= GTB; cancels likewise | — | `x/clob/memclob/memclob.go`, `PurgeInvalidMemclobState` |
 //! | stateful order expires in the first block whose time >= GTBT | — | `x/clob/keeper/stateful_order_state.go`, `RemoveExpiredStatefulOrders` (from `x/clob/abci.go`, `EndBlocker`) |
 //! | short-term place with a tx timeout height below its GTB | sdk/18 | `x/clob/ante/clob.go`, `ClobDecorator.AnteHandle` |
 //!
 //! Not simulated: matching, collateral and equity-tier checks, clob pair parameters,
-//! authenticators (permissioned keys), timestamp nonces, fees.
+//! authenticators (permissioned keys), fees, TWAP orders (they pass `ValidateBasic`, then get
+//! sdk/18), stateful txs with several msgs (allowed on chain, refused here with sdk/18),
+//! conditional triggering (a conditional order rests untriggered until cancelled or expired),
+//! mempool eviction and block size limits (every waiting tx goes into the next block).
 #![deny(missing_docs)]
 
+mod chain;
 mod config;
 mod error;
+pub mod fixtures;
+mod grpc;
 mod node;
-mod server;
-mod state;
 mod tx;
 mod types;
 
 pub use config::{
-    BlockProduction, DEFAULT_SHORT_BLOCK_WINDOW, GenesisAccount, MAINNET_CHAIN_ID,
-    MAX_BATCH_CANCEL_SIZE, RateLimit, RateLimits, STATEFUL_ORDER_TIME_WINDOW_SECS, SimConfig,
-    TESTNET_CHAIN_ID,
+    BlockClock, BlockProduction, DEFAULT_SHORT_BLOCK_WINDOW, GenesisAccount, MAINNET_CHAIN_ID,
+    MAX_BATCH_CANCEL_SIZE, MAX_TIMESTAMP_NONCES, RateLimit, RateLimits,
+    STATEFUL_ORDER_TIME_WINDOW_SECS, SimConfig, TESTNET_CHAIN_ID, TIMESTAMP_NONCE_CUTOFF,
+    TIMESTAMP_NONCE_MAX_SKEW_MS,
 };
 pub use error::{ChainError, SimError, codes};
 pub use node::{SimHandle, SimNode};
 pub use types::{
-    AccountInfo, Fill, GoodTil, MsgKind, OrderState, OrderStatus, ReceivedMsg, order_flags,
+    AccountInfo, Fill, GoodTil, MsgKind, OrderState, OrderStatus, ReceivedMsg, TxResult,
+    order_flags,
 };
 
 /// Re-export of the protobuf types used in this API (`OrderId`, `Order`, …).

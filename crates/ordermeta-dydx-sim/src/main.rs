@@ -4,8 +4,17 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
-use ordermeta_dydx_sim::{BlockProduction, SimConfig, SimNode};
+use clap::{Parser, ValueEnum};
+use ordermeta_dydx_sim::{BlockClock, BlockProduction, SimConfig, SimNode};
+
+/// Where block times come from.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Clock {
+    /// The wall clock, as on a real chain (timestamp nonces signed with the local time work).
+    Wall,
+    /// The previous block time plus one second (deterministic).
+    Step,
+}
 
 /// A local dYdX v4 node over gRPC for the `dydx` client crate.
 #[derive(Debug, Parser)]
@@ -35,6 +44,9 @@ struct Args {
     /// ShortBlockWindow.
     #[arg(long, default_value_t = ordermeta_dydx_sim::DEFAULT_SHORT_BLOCK_WINDOW)]
     short_block_window: u32,
+    /// Where block times come from.
+    #[arg(long, value_enum, default_value_t = Clock::Wall)]
+    block_clock: Clock,
 }
 
 #[tokio::main]
@@ -49,6 +61,10 @@ async fn main() -> anyhow::Result<()> {
         .with_chain_id(&args.chain_id)
         .with_listen(SocketAddr::new(args.host, args.port))
         .with_short_block_window(args.short_block_window)
+        .with_block_clock(match args.block_clock {
+            Clock::Wall => BlockClock::WallClock,
+            Clock::Step => BlockClock::Step,
+        })
         .with_blocks(if args.block_ms == 0 {
             BlockProduction::Manual
         } else {

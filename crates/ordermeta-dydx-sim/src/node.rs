@@ -1,7 +1,6 @@
 //! Starting, controlling and stopping a simulator.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use cosmos_sdk_proto::cosmos::auth::v1beta1::query_server::QueryServer;
@@ -13,11 +12,11 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 
+use crate::chain::{Chain, SharedChain};
 use crate::config::{BlockProduction, SimConfig};
 use crate::error::{ChainError, SimError};
-use crate::server::{Node, Shared, lock};
-use crate::state::Chain;
-use crate::types::{AccountInfo, Fill, OrderState, ReceivedMsg};
+use crate::grpc::GrpcNode;
+use crate::types::{AccountInfo, Fill, OrderState, ReceivedMsg, TxResult};
 
 /// Entry point: starts simulators.
 #[derive(Debug)]
@@ -27,14 +26,13 @@ impl SimNode {
     /// Binds `config.listen`, starts serving gRPC and (in [`BlockProduction::Interval`] mode)
     /// producing blocks. Must be called inside a tokio runtime.
     pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
-        let chain = Chain::new(&config)?;
-        let shared: Shared = Arc::new(Mutex::new(chain));
+        let chain = SharedChain::new(Chain::new(&config)?);
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
 
-        let node = Node {
-            shared: shared.clone(),
+        let node = GrpcNode {
+            chain: chain.clone(),
         };
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let server = tonic::transport::Server::builder()
@@ -53,7 +51,7 @@ impl SimNode {
         let block_task = match config.blocks {
             BlockProduction::Manual => None,
             BlockProduction::Interval(interval) => {
-                let shared = shared.clone();
+                let chain = chain.clone();
                 Some(tokio::spawn(async move {
                     let mut ticker = tokio::time::interval(interval);
                     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -61,14 +59,14 @@ impl SimNode {
                     ticker.tick().await;
                     loop {
                         ticker.tick().await;
-                        lock(&shared).produce_block();
+                        chain.lock().produce_block();
                     }
                 }))
             }
         };
         tracing::info!(%addr, chain_id = %config.chain_id, "ordermeta-dydx-sim listening");
         Ok(SimHandle {
-            shared,
+            chain,
             addr,
             shutdown: Some(shutdown_tx),
             server_task: Some(server_task),
@@ -82,7 +80,7 @@ impl SimNode {
 /// Control methods are synchronous and take effect immediately (they never wait for a block).
 #[derive(Debug)]
 pub struct SimHandle {
-    shared: Shared,
+    chain: SharedChain,
     addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     server_task: Option<JoinHandle<Result<(), SimError>>>,
@@ -103,23 +101,24 @@ impl SimHandle {
 
     /// The chain id signatures must commit to.
     pub fn chain_id(&self) -> String {
-        lock(&self.shared).chain_id.clone()
+        self.chain.lock().chain_id.clone()
     }
 
     /// Height of the latest block.
     pub fn height(&self) -> u32 {
-        lock(&self.shared).height
+        self.chain.lock().height
     }
 
     /// Time of the latest block.
     pub fn block_time(&self) -> DateTime<Utc> {
-        lock(&self.shared).block_time
+        self.chain.lock().block_time
     }
 
-    /// Produces `n` blocks at once and returns the new height. Each block commits pending
-    /// stateful cancels and expires orders and cancels whose good-til it reaches.
+    /// Produces `n` blocks at once and returns the new height. The first executes the stateful
+    /// txs waiting in the mempool (places rest on the book, cancels remove their order, unless
+    /// execution fails); each block expires orders and cancels whose good-til it reaches.
     pub fn advance_blocks(&self, n: u32) -> u32 {
-        let mut chain = lock(&self.shared);
+        let mut chain = self.chain.lock();
         for _ in 0..n {
             chain.produce_block();
         }
@@ -129,17 +128,20 @@ impl SimHandle {
     /// Sets the time of the next produced block (later blocks continue from it by
     /// `block_time_step`). Errors if `time` is before the latest block time.
     pub fn set_block_time(&self, time: DateTime<Utc>) -> Result<(), SimError> {
-        lock(&self.shared).set_next_block_time(time)
+        self.chain.lock().set_next_block_time(time)
     }
 
-    /// The simulator's state of an order, by its full `OrderId`; `None` if never placed.
+    /// The simulator's state of an order, by its full `OrderId`; `None` if never placed. A
+    /// stateful order accepted by CheckTx shows as [`OrderStatus::PlacePending`](crate::OrderStatus::PlacePending)
+    /// until the next block executes it; one with an accepted cancel as
+    /// [`OrderStatus::CancelPending`](crate::OrderStatus::CancelPending).
     pub fn order(&self, id: &OrderId) -> Option<OrderState> {
-        lock(&self.shared).order(id)
+        self.chain.lock().order(id)
     }
 
-    /// All orders ever accepted (live and removed), in a stable order.
+    /// All orders ever accepted (pending, live and removed), in a stable order.
     pub fn orders(&self) -> Vec<OrderState> {
-        lock(&self.shared).orders()
+        self.chain.lock().orders()
     }
 
     /// The live orders only.
@@ -151,45 +153,82 @@ impl SimHandle {
 
     /// The GTB of the recorded short-term cancel (or pre-cancel) for this id, until it expires.
     pub fn short_term_cancel(&self, id: &OrderId) -> Option<u32> {
-        lock(&self.shared).short_term_cancel(id)
+        self.chain.lock().short_term_cancel(id)
     }
 
-    /// Fills a live order fully or partially, as a match would.
+    /// Fills a live order fully or partially, as a match would. A stateful order fully filled
+    /// this way counts as removed by the next block's operations, so a cancel of it waiting in
+    /// the mempool fails there with clob/3010. A stateful order still `PlacePending` cannot
+    /// fill.
     pub fn fill(&self, id: &OrderId, fill: Fill) -> Result<OrderState, SimError> {
-        lock(&self.shared).fill(id, fill)
+        self.chain.lock().fill(id, fill)
     }
 
     /// Removes a live order without a cancel, as the chain does after e.g. a failed
-    /// collateral check; a later cancel sees it gone.
+    /// collateral check; a later cancel sees it gone (a stateful cancel waiting in the mempool
+    /// fails at the next block with clob/3010).
     pub fn remove_order(&self, id: &OrderId) -> Result<OrderState, SimError> {
-        lock(&self.shared).remove_order(id)
+        self.chain.lock().remove_order(id)
     }
 
-    /// Makes the next `MsgPlaceOrder` that passes all other checks fail with `error`
-    /// (e.g. `ChainError::new("clob", 3007, "")` for a collateralization failure).
+    /// Makes the next `MsgPlaceOrder` that passes all other checks fail at CheckTx with
+    /// `error` (e.g. `ChainError::new("clob", 3007, "")` for a collateralization failure).
     pub fn reject_next_placement(&self, error: ChainError) {
-        lock(&self.shared).set_reject_next_placement(error);
+        self.chain.lock().set_reject_next_placement(error);
     }
 
-    /// The account as the node knows it.
+    /// Makes the next stateful tx executed in a block fail there with `error`, after CheckTx
+    /// accepted it (e.g. `ChainError::new("clob", 3007, "")`: a stateful place whose
+    /// collateral check fails at execution). Its sequence is still consumed, as on chain;
+    /// a place leaves no order, a cancel leaves its order live. The result is what
+    /// [`SimHandle::tx_result`] and `GetTx` report.
+    pub fn fail_next_block_execution(&self, error: ChainError) {
+        self.chain.lock().fail_next_block_execution(error);
+    }
+
+    /// Like [`SimHandle::fail_next_block_execution`], for the next stateful place or cancel
+    /// of this `OrderId` executed in a block (whatever else the block executes first).
+    pub fn fail_block_execution_of(&self, order_id: &OrderId, error: ChainError) {
+        self.chain.lock().fail_block_execution_of(order_id, error);
+    }
+
+    /// The result of a tx that a block included (what `GetTx` serves), by hash
+    /// (case-insensitive). `None` while it waits in the mempool, and always for rejected and
+    /// short-term txs, which no block includes.
+    pub fn tx_result(&self, tx_hash: &str) -> Option<TxResult> {
+        self.chain
+            .lock()
+            .included_tx(tx_hash)
+            .map(|tx| tx.result.clone())
+    }
+
+    /// Hashes of the stateful txs accepted by CheckTx and waiting for the next block, in the
+    /// order the block will execute them.
+    pub fn pending_txs(&self) -> Vec<String> {
+        self.chain.lock().pending_txs()
+    }
+
+    /// The account as the node knows it: `sequence` from committed state (what the account
+    /// query serves), `check_tx_sequence` from the CheckTx copy.
     pub fn account(&self, address: &str) -> Option<AccountInfo> {
-        lock(&self.shared).account(address)
+        self.chain.lock().account(address)
     }
 
     /// Creates an account (as if it received funds) and returns its account number; an
     /// existing account keeps its number.
     pub fn add_account(&self, address: &str) -> Result<u64, SimError> {
-        lock(&self.shared).add_account(address)
+        self.chain.lock().add_account(address)
     }
 
-    /// Every message received through `BroadcastTx`, in order, with the result returned.
+    /// Every message received through `BroadcastTx`, in order, with the CheckTx result returned
+    /// and (stateful ones, once a block included them) the execution result.
     pub fn messages(&self) -> Vec<ReceivedMsg> {
-        lock(&self.shared).messages()
+        self.chain.lock().messages()
     }
 
     /// Empties the message log.
     pub fn clear_messages(&self) {
-        lock(&self.shared).clear_messages();
+        self.chain.lock().clear_messages();
     }
 
     /// Stops serving and waits until the server has stopped.

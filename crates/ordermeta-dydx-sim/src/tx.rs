@@ -31,10 +31,31 @@ pub(crate) struct DecodedTx {
     pub raw: TxRaw,
     pub body: TxBody,
     pub msgs: Vec<TxMsg>,
-    /// Public key from the single signer info, if the tx carries one.
+    /// How many signer infos the auth info carries (clob txs need exactly one).
+    pub signer_infos: usize,
+    /// Public key from the first signer info, if the tx carries one.
     pub pubkey: Option<Vec<u8>>,
-    /// Sequence the signer committed to.
+    /// Sequence (or timestamp nonce) the first signer committed to; 0 without signer info.
     pub sequence: u64,
+}
+
+impl DecodedTx {
+    /// cosmos-sdk `x/auth/ante/basic.go`, `ValidateBasicDecorator` (the tx's own
+    /// `ValidateBasic`, after every msg's): clob msgs have exactly one signer (the subaccount
+    /// owner), so one signer info and one signature.
+    pub(crate) fn validate_signer_count(&self) -> Result<(), ChainError> {
+        if self.signer_infos != 1 || self.raw.signatures.len() != 1 {
+            return Err(ChainError::sdk(
+                sdk::UNAUTHORIZED,
+                format!(
+                    "invalid number of signer;  expected: 1, got {} signer infos and {} signatures",
+                    self.signer_infos,
+                    self.raw.signatures.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Upper-case hex SHA-256 of the tx bytes, like CometBFT's tx hash.
@@ -85,20 +106,8 @@ pub(crate) fn decode(tx_bytes: &[u8]) -> Result<DecodedTx, ChainError> {
         };
         msgs.push(msg);
     }
-    // The chain requires exactly one signer info and one signature per signer; clob msgs have
-    // exactly one signer (the subaccount owner).
-    if auth_info.signer_infos.len() != 1 || raw.signatures.len() != 1 {
-        return Err(ChainError::sdk(
-            sdk::UNAUTHORIZED,
-            format!(
-                "invalid number of signer;  expected: 1, got {} signer infos and {} signatures",
-                auth_info.signer_infos.len(),
-                raw.signatures.len()
-            ),
-        ));
-    }
-    let signer_info = &auth_info.signer_infos[0];
-    let pubkey = match &signer_info.public_key {
+    let first = auth_info.signer_infos.first();
+    let pubkey = match first.and_then(|info| info.public_key.as_ref()) {
         None => None,
         Some(any) if any.type_url == SECP256K1_PUBKEY_TYPE_URL => Some(
             PubKey::decode(any.value.as_slice())
@@ -113,7 +122,8 @@ pub(crate) fn decode(tx_bytes: &[u8]) -> Result<DecodedTx, ChainError> {
         }
     };
     Ok(DecodedTx {
-        sequence: signer_info.sequence,
+        sequence: first.map_or(0, |info| info.sequence),
+        signer_infos: auth_info.signer_infos.len(),
         raw,
         body,
         msgs,

@@ -14,6 +14,16 @@ pub mod order_flags {
     pub const CONDITIONAL: u32 = 32;
     /// Long-term order (stateful, good-til-block-time).
     pub const LONG_TERM: u32 = 64;
+    /// TWAP order (stateful). Passes `ValidateBasic`; not simulated beyond it.
+    pub const TWAP: u32 = 128;
+    /// TWAP suborder (stateful). Passes `ValidateBasic`; not simulated beyond it.
+    pub const TWAP_SUBORDER: u32 = 256;
+
+    /// Whether `flags` is one of the stateful kinds (conditional, long-term, TWAP, TWAP suborder),
+    /// as `OrderId.IsStatefulOrder` (v4-chain `protocol/x/clob/types/order_id.go`).
+    pub fn is_stateful(flags: u32) -> bool {
+        matches!(flags, CONDITIONAL | LONG_TERM | TWAP | TWAP_SUBORDER)
+    }
 }
 
 /// An order's or cancel's expiry.
@@ -28,9 +38,13 @@ pub enum GoodTil {
 /// Where an order is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OrderStatus {
+    /// Stateful order accepted by CheckTx and waiting in the mempool: it is executed (and, if
+    /// that succeeds, rests on the book) when the next block is produced. Cannot fill yet.
+    PlacePending,
     /// Resting on the book, can fill.
     Open,
-    /// Stateful order with an accepted but uncommitted cancel: it leaves the book at the next block.
+    /// Stateful order with an accepted but uncommitted cancel: the cancel is executed at the
+    /// next block (and can still fail there, e.g. if the order fills first).
     CancelPending,
     /// Removed by a cancel.
     Canceled,
@@ -87,10 +101,46 @@ pub struct AccountInfo {
     pub address: String,
     /// Account number (part of every signature).
     pub account_number: u64,
-    /// Next expected sequence for stateful txs.
+    /// Sequence in **committed** state (what `cosmos.auth.v1beta1.Query/Account` serves): it
+    /// counts the stateful txs signed with a plain sequence that blocks have included.
     pub sequence: u64,
+    /// Sequence in the CheckTx copy of the state: the next plain sequence a stateful tx must
+    /// carry to be admitted now. Equals `sequence` plus the accepted stateful txs still waiting
+    /// for a block.
+    pub check_tx_sequence: u64,
+    /// The account's accepted timestamp nonces in committed state (at most 20, ascending).
+    pub timestamp_nonces: Vec<u64>,
+    /// The highest timestamp nonce ejected from that list (committed state); a new nonce must
+    /// be above it. `None` until the account first uses a timestamp nonce.
+    pub max_ejected_nonce: Option<u64>,
     /// Compressed secp256k1 public key, once known.
     pub pubkey: Option<Vec<u8>>,
+}
+
+/// The result of executing a tx in a block (DeliverTx), as `GetTx` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxResult {
+    /// Hash of the tx (upper-case hex).
+    pub tx_hash: String,
+    /// Height of the block that included it.
+    pub height: u32,
+    /// `Ok` for code 0, else the error the execution ended with.
+    pub result: Result<(), ChainError>,
+}
+
+impl TxResult {
+    /// The code (0 on success).
+    pub fn code(&self) -> u32 {
+        self.result.as_ref().err().map_or(0, |e| e.code)
+    }
+
+    /// The codespace (empty on success).
+    pub fn codespace(&self) -> &str {
+        self.result
+            .as_ref()
+            .err()
+            .map_or("", |e| e.codespace.as_str())
+    }
 }
 
 /// What a received message was, with its decoded fields.
@@ -201,11 +251,35 @@ pub struct ReceivedMsg {
     pub tx_sequence: Option<u64>,
     /// The message and its decoded fields.
     pub kind: MsgKind,
-    /// `Ok` for code 0, else the chain error returned.
+    /// The CheckTx answer `BroadcastTx` returned: `Ok` for code 0, else the chain error.
     pub result: Result<(), ChainError>,
+    /// For a stateful message accepted by CheckTx: its execution in the block that included
+    /// it (`None` until that block is produced). Always `None` for short-term messages, which
+    /// never go into a block, and for rejected ones.
+    pub delivered: Option<TxResult>,
 }
 
 impl ReceivedMsg {
+    /// Whether the message is stateful (a place or cancel of a conditional, long-term or
+    /// TWAP order id): it is executed in a block after CheckTx.
+    pub fn is_stateful(&self) -> bool {
+        self.kind
+            .order_id()
+            .is_some_and(|id| order_flags::is_stateful(id.order_flags))
+    }
+
+    /// The final outcome: a CheckTx rejection, a short-term message's CheckTx success, or a
+    /// stateful message's block execution result; `None` while a stateful message accepted by
+    /// CheckTx waits for its block.
+    pub fn final_result(&self) -> Option<&Result<(), ChainError>> {
+        match (&self.result, &self.delivered) {
+            (Err(_), _) => Some(&self.result),
+            (Ok(()), Some(delivered)) => Some(&delivered.result),
+            (Ok(()), None) if self.is_stateful() => None,
+            (Ok(()), None) => Some(&self.result),
+        }
+    }
+
     /// The returned code (0 on success).
     pub fn code(&self) -> u32 {
         self.result.as_ref().err().map_or(0, |e| e.code)

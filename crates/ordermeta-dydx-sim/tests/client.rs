@@ -99,13 +99,20 @@ async fn long_term_place_then_cancel() {
     let mut env = env().await;
     let gtbt = env.sim.block_time() + secs(3600);
     let (id, order) = long_order(&env.account, 10, gtbt);
-    env.client
+    let hash = env
+        .client
         .place_order(&mut env.account, order)
         .await
         .expect("place long-term");
+    // Accepted by CheckTx; executed (and on the book) only once the next block is produced.
+    assert_eq!(
+        env.sim.order(&id).expect("order").status,
+        OrderStatus::PlacePending
+    );
+    assert_eq!(env.sim.pending_txs(), vec![hash.clone()]);
+    env.sim.advance_blocks(1);
     assert_eq!(env.sim.order(&id).expect("order").status, OrderStatus::Open);
-    let address = env.account.address().to_string();
-    assert_eq!(env.sim.account(&address).expect("account").sequence, 1);
+    assert_eq!(env.sim.tx_result(&hash).map(|r| r.code()), Some(0));
 
     // Wrong: cancel GTBT below the order's GTBT.
     let result = env
@@ -113,7 +120,6 @@ async fn long_term_place_then_cancel() {
         .cancel_order(&mut env.account, id.clone(), gtbt - secs(1))
         .await;
     assert_eq!(outcome(&env.sim, &result), ("clob".to_owned(), 29));
-    assert_eq!(env.sim.account(&address).expect("account").sequence, 1);
 
     // Wrong kind: a block height for a stateful order.
     let height = env.client.latest_block_height().await.expect("height");
@@ -132,7 +138,6 @@ async fn long_term_place_then_cancel() {
         env.sim.order(&id).expect("order").status,
         OrderStatus::CancelPending
     );
-    assert_eq!(env.sim.account(&address).expect("account").sequence, 2);
 
     // Duplicate while uncommitted: clob/32 (not the sdk/32 sequence mismatch).
     let result = env
@@ -269,6 +274,8 @@ async fn fills_partial_and_full() {
         .place_order(&mut env.account, order)
         .await
         .expect("place");
+    // A stateful order can fill once a block has put it on the book.
+    env.sim.advance_blocks(1);
     let state = env
         .sim
         .fill(&id, Fill::Quantums(quantums / 4))
@@ -334,6 +341,10 @@ async fn sequence_mismatch_then_resync() {
         .place_order(&mut env.account, order)
         .await
         .expect("retry with synced sequence");
+    // Admitted by the CheckTx copy; committed (and queried) once a block includes it.
+    let info = env.sim.account(&address).expect("account");
+    assert_eq!((info.sequence, info.check_tx_sequence), (0, 1));
+    env.sim.advance_blocks(1);
     assert_eq!(env.sim.account(&address).expect("account").sequence, 1);
 }
 
@@ -428,6 +439,7 @@ async fn reject_next_placement_and_message_log() {
     assert_eq!((first.codespace(), first.code()), ("clob", 3007));
     assert_eq!((messages[1].codespace(), messages[1].code()), ("", 0));
     // The removed order can no longer be cancelled.
+    env.sim.advance_blocks(1);
     env.sim.remove_order(&id).expect("remove");
     let result = env.client.cancel_order(&mut env.account, id, gtbt).await;
     assert_eq!(outcome(&env.sim, &result), ("clob".to_owned(), 3006));
@@ -526,13 +538,12 @@ async fn tampered_and_garbage_txs_are_rejected_and_server_keeps_serving() {
         .expect("tx response");
     assert_eq!(response.code, 0, "{}", response.raw_log);
     assert_eq!(env.sim.order(&id).expect("order").status, OrderStatus::Open);
-    // Accepted txs can be queried back.
-    let tx = env
-        .client
-        .query_transaction(&response.txhash)
-        .await
-        .expect("query tx");
-    assert_eq!(tx.body.messages.len(), 1);
+    // A short-term tx never goes into a block: a node never finds it by hash.
+    env.sim.advance_blocks(1);
+    assert_eq!(
+        get_tx(&mut env.client, &response.txhash).await.err(),
+        Some(tonic::Code::NotFound)
+    );
 }
 
 #[tokio::test]
@@ -580,11 +591,8 @@ async fn shutdown_stops_serving() {
     let endpoint = sim.endpoint();
     sim.shutdown().await.expect("shutdown");
     let config = NodeConfig {
-        endpoint,
         timeout: 2_000,
-        chain_id: ChainId::Testnet4,
-        fee_denom: dydx::indexer::Denom::Usdc,
-        manage_sequencing: true,
+        ..ordermeta_dydx_sim::fixtures::node_config(endpoint)
     };
     assert!(NodeClient::connect(config).await.is_err());
 }

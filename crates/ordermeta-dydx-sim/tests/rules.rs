@@ -336,6 +336,9 @@ async fn stateful_rules() {
             "filled order cannot be cancelled",
             vec![
                 (PlaceLong(1, 600), OK),
+                // A stateful order rests on the book (and can fill) from the next block on.
+                (LongStatus(1, Some(OrderStatus::PlacePending)), OK),
+                (Advance(1), OK),
                 (FillLong(1), OK),
                 (CancelLong(1, 600), ("clob", 3006)),
             ],

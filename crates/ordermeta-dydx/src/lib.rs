@@ -8,14 +8,69 @@
 //!
 //! - [`place_order`](OrderMetaClient::place_order) records the order as `pending` **before**
 //!   broadcasting it, then marks it `active` or `failed`. If recording fails, the order is not
-//!   broadcast: a live order without metadata is the bug ordermeta removes.
+//!   broadcast: a live order without metadata is the bug ordermeta removes (unless the client
+//!   was made [fail-open](FailurePolicy::FailOpen) for a rollout; see below).
 //! - [`cancel_order`](OrderMetaClient::cancel_order) follows the seed's flow: look up, check
 //!   status, ownership and expiry against the chain, claim (`active -> cancelling`, exactly one
 //!   of many concurrent cancellers wins), broadcast `MsgCancelOrder` with the stored `OrderId`
 //!   and good-til, record `cancelled` (with the cancel tx hash) or give the claim back.
-//! - [`cancel_all`](OrderMetaClient::cancel_all), [`mark_filled`](OrderMetaClient::mark_filled),
-//!   [`sweep_expired`](OrderMetaClient::sweep_expired) with the background [`ExpirySweeper`],
-//!   and [`reconcile_pending`](OrderMetaClient::reconcile_pending) for crash recovery.
+//! - [`cancel_all`](OrderMetaClient::cancel_all) is the kill switch: every order of the
+//!   signer that may be live — `active`, `pending` and stale `cancelling` — with
+//!   [counts per outcome](CancelAllReport::counts).
+//! - [`mark_filled`](OrderMetaClient::mark_filled),
+//!   [`sweep_expired`](OrderMetaClient::sweep_expired) and
+//!   [`reconcile_pending`](OrderMetaClient::reconcile_pending), and the background
+//!   [`Supervisor`] that runs the recovery steps for you.
+//!
+//! ## Claim leases
+//!
+//! A claim (`cancelling`) carries a lease: the claiming client's
+//! [token](OrderMetaClient::claim_token) (`<signer prefix>-<pid>-<random>`, one per client
+//! instance) and an expiry, [`ChainSettings::claim_lease`] from the claim (default
+//! [`DEFAULT_LEASE`](ordermeta_core::DEFAULT_LEASE), 30 s). A canceller that dies between
+//! its claim and the outcome (kill -9, OOM, a deploy, a lost store) leaves a claim that
+//! runs out; then exactly one other canceller can re-claim it (an atomic compare-and-set in
+//! every store) and re-send the cancel with the stored id and good-til. A re-sent cancel is
+//! harmless on chain: "cancel already exists" (clob 9 / 32) or "stateful order does not
+//! exist" (3006) settle the record. A live claim is never taken over:
+//! [`cancel_order`](OrderMetaClient::cancel_order) answers
+//! [`CancelInProgress`](CancelError::CancelInProgress) while it lasts, and re-claims it once
+//! it has run out.
+//!
+//! Giving a claim back (`cancelling -> active`, after a cancel that did not happen) requires
+//! that the lease is still the client's own; recording what the chain decided (cancelled,
+//! expired, filled) does not — the chain is the truth, whoever holds the claim.
+//!
+//! ## The recovery supervisor
+//!
+//! [`Supervisor::spawn`] runs, every [`interval`](SupervisorConfig::interval): the expiry
+//! sweep against the chain's clock; reconciliation of `pending` records older than
+//! [`pending_after`](SupervisorConfig::pending_after) (a crash or a timed-out placement left
+//! their outcome unknown: they are cancelled on chain, or marked expired); the re-drive of
+//! stale claims; and, only with a [`retention`](SupervisorConfig::retention), the purge of
+//! old terminal records. Each step handles at most [`batch`](SupervisorConfig::batch)
+//! records per tick, going on from a cursor at the next one. Run one per signer beside the
+//! bot, or in a fresh process after a crash; run it in several processes at once if you like:
+//! every order is taken by a claim exactly one of them wins, so none sends a cancel twice.
+//! [`Supervisor::stop`] stops it gracefully and returns its totals; dropping it stops it too.
+//! [`Supervisor::run_once`] runs one tick, for a one-shot recovery.
+//!
+//! ## Deadlines and retries
+//!
+//! Every [`DydxGateway`] call completes or fails within [`GatewayOptions::call_timeout`]
+//! (default [`DEFAULT_CALL_TIMEOUT`], 5 s), connecting within
+//! [`GatewayOptions::connect_timeout`] (default [`DEFAULT_CONNECT_TIMEOUT`], 5 s) — also
+//! against a node that accepts connections and never answers. A missed deadline is
+//! [`GatewayError::Timeout`]: for a broadcast its outcome is unknown. Store calls are
+//! bounded by the stores' own deadlines.
+//!
+//! **Placement is never retried**: a placement that failed in transport may have landed, so
+//! its record stays `pending` ([`PlaceError::Network`]) until reconciliation settles it.
+//! **Cancels are retried** on transport failures (unreachable node, missed deadline) with
+//! bounded exponential backoff ([`CancelRetry`]: by default 4 attempts within 10 s), because
+//! a cancel is idempotent on chain; a refusal by the chain is never retried. The worst case
+//! of `cancel_order` is about one call deadline for the chain's clock plus the retry budget
+//! plus one call deadline.
 //!
 //! ## The good-til of a cancel
 //!
@@ -27,35 +82,86 @@
 //!
 //! ## Chain answers
 //!
-//! Errors are classified by (codespace, code), never by log text ([`gateway::codes`]):
+//! Errors are classified by (codespace, code), never by log text ([`codes`]):
 //! clob 9 / 32 → the node already has a cancel (`CancelInProgress`, recorded cancelled);
 //! clob 10 / 3003 → expired; clob 3006 → the stateful order is gone (expired if the clock
 //! says so, else recorded cancelled — a fill feed may correct it to filled); clob 5001 →
-//! `RateLimited`; sdk 32 (sequence mismatch) → the gateway re-syncs and retries once.
+//! `RateLimited`; sdk 32 (sequence mismatch) → the gateway re-syncs and retries once. Any
+//! other refusal — including a sequence mismatch that persists after the re-sync — is
+//! [`CancelError::Rejected`] `{ codespace, code, log }` (and [`PlaceError::Rejected`] for a
+//! placement); [`CancelError::NetworkError`] and [`PlaceError::Network`] mean transport
+//! failure only.
+//!
+//! ## Rollout and rollback
+//!
+//! The [`RecordingSwitch`] holds a [`RolloutScope`] — all, none, some markets, some
+//! subaccounts, a [`Share`] of orders (a fixed hash of the order's identity, so an order is
+//! always in or out), combined with *and* — read from [`RECORDING_ENV`] (`on`, `off`,
+//! `clob_pairs=0`, `share=10%`, …) or a serde configuration, and replaceable at run time from
+//! any thread ([`RecordingSwitch::set_scope`]); every clone sees the change at its next
+//! placement. An order outside the scope is placed exactly as without ordermeta
+//! ([`RecordOutcome::OutOfScope`]) and counted. The Cargo feature `recording` left out
+//! compiles recording out: the scope is then always none.
+//!
+//! A store outage refuses placements ([`FailurePolicy::FailClosed`], the default) or, on a
+//! client made [`FailurePolicy::FailOpen`] for the rollout, lets them through: the failure is
+//! counted and logged with the order's identity, the record is written after the broadcast
+//! by a background task once the store answers ([`Backfill`]), and what cannot be written is
+//! reported as live without metadata ([`RolloutStats`], the [`Supervisor`]).
+//!
+//! The switch governs **recording new orders**, never cancelling: an order with a record is
+//! cancelled from it whatever the switch says; an order without one (recording off, out of
+//! scope, a lost store) is cancelled from its printable id alone ([`parse_order_key`], on by
+//! default: [`ChainSettings::cancel_from_id`]); and [`OrderMetaClient::cancel_exact`] keeps
+//! the pre-ordermeta path (the caller's `OrderId` and good-til). A string that is not an
+//! ordermeta id is [`CancelError::InvalidOrderId`]. So no rollback strands a live order.
 //!
 //! ## Audit and monitoring
 //!
 //! Every cancel attempt emits a `tracing` event (order id, outcome, error); every status
 //! change is kept in the order's history. `metrics` counters: `ordermeta_cancel_total{outcome}`,
-//! `ordermeta_place_total{outcome}`, `ordermeta_recording_failures_total`; histogram
-//! `ordermeta_store_seconds{op}`.
+//! `ordermeta_place_total{outcome}`, `ordermeta_cancel_retries_total{operation}`,
+//! `ordermeta_recording_failures_total`; histogram `ordermeta_store_seconds{op}`; and the
+//! supervisor's (see [`Supervisor`]). For a rollout: `ordermeta_recording_decisions_total{decision}`
+//! (`recorded`, `out_of_scope`, `recording_failed`), `ordermeta_fail_open_placements_total`,
+//! `ordermeta_late_records_total{outcome}` (`written`, `given_up`), gauges
+//! `ordermeta_late_records_pending` and `ordermeta_live_without_metadata`, and
+//! `ordermeta_cancel_without_record_total{path}` (`order_id`, `exact`); per client in code:
+//! [`OrderMetaClient::rollout_stats`].
 #![deny(missing_docs)]
 
-pub mod client;
-pub mod gateway;
-pub mod sweeper;
+// Modules are private: every public item has one path, at the crate root.
+mod client;
+mod convert;
+mod error;
+mod gateway;
+mod recording;
+mod supervisor;
+mod validate;
 
 pub use client::{
-    CancelAllReport, CancelScope, Cancelled, ChainSettings, MAX_BATCH_CANCEL_IDS, OrderDetails,
-    OrderMetaClient, PlaceError, Placed, ReconcileReport, SweepError, order_key,
+    Backfill, CancelAllReport, CancelPath, CancelRetry, CancelScope, Cancelled, ChainSettings,
+    ConfirmReport, ConfirmSettings, FailurePolicy, MAX_BATCH_CANCEL_IDS, OrderDetails,
+    OrderMetaClient, Placed, ReconcileReport, RecordOutcome, RolloutStats,
+};
+pub use convert::{
+    InvalidOrderKey, ORDER_KEY_FORMAT, from_proto_order_id, order_key, parse_order_key,
+    to_proto_order_id,
+};
+pub use error::{
+    CancelError, CancelErrorKind, MANUAL_CANCEL_GUIDANCE, NotRecorded, PlaceError, SweepError,
 };
 #[cfg(any(test, feature = "mock"))]
 pub use gateway::MockOrderGateway;
 pub use gateway::{
-    ChainClock, ChainError, DydxGateway, GatewayError, OrderGateway, from_proto_order_id,
-    to_proto_order_id,
+    ChainClock, ChainError, DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DydxGateway,
+    GatewayError, GatewayOptions, MISMATCH_RETRIES, NonceMode, OrderGateway,
+    TIMESTAMP_NONCE_CUTOFF, TxOutcome, codes, install_crypto_provider,
 };
-pub use sweeper::ExpirySweeper;
+pub use recording::{
+    InvalidRecordingSetting, RECORDING_ENV, RecordingSwitch, RolloutScope, Share, SubaccountRef,
+};
+pub use supervisor::{Supervisor, SupervisorConfig, SupervisorReport};
 
+/// The `dydx` client crate this crate is built on (its `NodeClient`, `Wallet`, `OrderBuilder`).
 pub use dydx;
-pub use ordermeta_core::{CancelError, RecordingSwitch};

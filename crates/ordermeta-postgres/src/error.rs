@@ -29,6 +29,10 @@ const INVALID_AUTHORIZATION: &str = "28000";
 const INSUFFICIENT_PRIVILEGE: &str = "42501";
 /// SQLSTATE class of data exceptions (a NUL byte in text, a value out of range…).
 const DATA_EXCEPTION_CLASS: &str = "22";
+/// SQLSTATE `lock_not_available`: `lock_timeout` ran out.
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+/// SQLSTATE `query_canceled`: `statement_timeout` ran out (or someone cancelled the statement).
+const QUERY_CANCELED: &str = "57014";
 
 /// An error of the PostgreSQL store. Reaches callers as the source of
 /// [`StoreError::Backend`](ordermeta_core::StoreError::Backend).
@@ -136,6 +140,29 @@ pub enum PgError {
         /// The first missing version.
         version: i64,
     },
+    /// A statement waited longer than the connection's `lock_timeout` for a lock another
+    /// session holds (typically a row another transaction is changing), and the server
+    /// cancelled it. Nothing was written; retrying later can succeed.
+    #[error(
+        "PostgreSQL gave up waiting for a lock another session holds (lock_timeout); nothing \
+         was written: {source}"
+    )]
+    LockTimeout {
+        /// The driver's error (SQLSTATE 55P03).
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A statement ran longer than the connection's `statement_timeout` (or an administrator
+    /// cancelled it), and the server cancelled it. Nothing was written.
+    #[error(
+        "PostgreSQL cancelled the statement (statement_timeout, or a cancel request); nothing \
+         was written: {source}"
+    )]
+    StatementTimeout {
+        /// The driver's error (SQLSTATE 57014).
+        #[source]
+        source: sqlx::Error,
+    },
     /// Any other driver or server error (I/O, pool timeout, server shutting down…). The
     /// operation may or may not have happened.
     #[error("PostgreSQL error: {source}")]
@@ -197,6 +224,8 @@ pub(crate) fn op_error(
             source: e,
         }
         .into(),
+        Some(LOCK_NOT_AVAILABLE) => PgError::LockTimeout { source: e }.into(),
+        Some(QUERY_CANCELED) => PgError::StatementTimeout { source: e }.into(),
         // The record is valid for ordermeta but PostgreSQL cannot hold it (e.g. a NUL byte in
         // text): the caller must change the record, retrying cannot help.
         Some(c) if c.starts_with(DATA_EXCEPTION_CLASS) => StoreError::invalid(

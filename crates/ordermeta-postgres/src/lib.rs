@@ -21,11 +21,14 @@
 //! Other schemas, pool sizes and an existing pool:
 //!
 //! ```no_run
-//! # async fn f(pool: ordermeta_postgres::sqlx::PgPool) -> Result<(), ordermeta_core::StoreError> {
+//! # async fn f(pool: ordermeta_postgres::sqlx::PgPool) -> Result<(), Box<dyn std::error::Error>> {
 //! use ordermeta_postgres::{PgStore, PgStoreOptions};
 //! let eu = PgStoreOptions::new().schema("bots_eu").max_connections(16)
 //!     .connect("postgres://bot@db/trading").await?;
 //! let shared = PgStore::options().schema("bots_us").with_pool(pool).await?;
+//! // A URL from configuration: `schema=` is ordermeta's, the rest is sqlx's.
+//! let (options, url) = PgStoreOptions::from_url("postgres://bot@db/trading?schema=bots_ap")?;
+//! let ap = options.max_connections(4).connect(&url).await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -59,12 +62,85 @@
 //! | expire | `(good_until_block)` and `(good_til_block_time)`, partial on open statuses |
 //! | purge | `(updated_at)`, partial on terminal statuses |
 //!
+//! | version | script | what it does |
+//! |---|---|---|
+//! | 1 | `0001_create_dydx_order_metadata.sql` | the table and its indexes |
+//! | 2 | `0002_claim_leases.sql` | adds `lease_token TEXT` and `lease_until TIMESTAMPTZ` (NULL: no lease) |
+//!
+//! Migration 2 only changes the catalog (nullable columns without a default: no row is
+//! rewritten), but it takes the table's `ACCESS EXCLUSIVE` lock for that instant; the
+//! migrating connection's `lock_timeout` keeps it from queueing the running bots behind a
+//! long transaction (the migration then fails, nothing changed, and the next start retries).
+//! A schema from before leases has its `cancelling` records without a lease afterwards: a
+//! canceller may re-claim them at once. Bots built before this migration keep working on
+//! the migrated table but neither write nor clear leases: a claim an old bot takes looks
+//! stale to new bots at once, and an order an old bot moves out of `cancelling` keeps its
+//! lease, which new bots read as a corrupt row. Upgrade every bot of a schema together.
+//!
+//! ## Claim leases
+//!
+//! A `cancelling` record carries its claim's [`Lease`](ordermeta_core::Lease) in
+//! `lease_token` (who holds the claim) and `lease_until` (`timestamptz`, µs, like
+//! `placed_at`); both NULL when it holds none. `record` and `record_many` store the record's
+//! lease; `transition` writes the request's lease when entering `cancelling` and clears it
+//! otherwise; `expire` clears it. The lease condition of a request is part of the same
+//! compare-and-set statement (see below): `require_expired_lease` adds
+//! `AND (lease_until IS NULL OR lease_until <= $at)`, `require_lease(token)` adds
+//! `AND lease_token = $token`; when status or lease do not allow the transition, nothing is
+//! written and the answer is `StatusConflict` with the current status. A row with only one
+//! of the two columns set, or a lease on an order that is not `cancelling`, is a corrupt row
+//! (`InvalidMetadata`). Lease instants are the callers' clocks (the request's `at`), not the
+//! server's.
+//!
+//! ## Deadlines
+//!
+//! Nothing waits for ever on a server that stops answering (after login, mid-request, or
+//! behind another session's row lock):
+//!
+//! - **Every call**, its wait for a connection included, and **connecting** (first
+//!   connection, role lookup, migrations) complete or fail within
+//!   [`PgStoreOptions::operation_timeout`] (default
+//!   [`DEFAULT_OPERATION_TIMEOUT`](ordermeta_core::backend::DEFAULT_OPERATION_TIMEOUT),
+//!   5 s), with [`StoreError::Timeout`](ordermeta_core::StoreError::Timeout).
+//! - **Inside the server**, every connection the store opens has `statement_timeout` (default
+//!   4/5 of the operation timeout, 4 s) and `lock_timeout` (3/5, 3 s), set as startup options
+//!   ([`PgStoreOptions::statement_timeout`], [`PgStoreOptions::lock_timeout`]). A statement
+//!   behind another session's row lock is cancelled by the server at `lock_timeout`: the call
+//!   fails with `Backend` / [`PgError::LockTimeout`], **nothing written**, before the deadline
+//!   (measured: 0.6 s for a 1 s deadline); a slow statement likewise with
+//!   [`PgError::StatementTimeout`].
+//! - **Getting a connection** is capped at 4/5 of the operation timeout
+//!   ([`PgStoreOptions::acquire_timeout`], default 4 s): a server that accepts TCP but never
+//!   answers fails a `connect` with [`PgError::Connect`] naming it, and a call that cannot get
+//!   a connection fails with `Backend` (pool timed out), nothing sent.
+//!
+//! `Timeout` is what remains when the server or the network stops answering while a statement
+//! is in flight. For a write (`record`, `record_many`, `transition`) the outcome is then
+//! **unknown**: the server may still execute it when it wakes up (measured: an `INSERT` sent
+//! to a SIGSTOPped server applied as soon as it got SIGCONT). The store reads the record back
+//! at once, within [`PgStoreOptions::read_back_timeout`] (default 1 s): applied, the call
+//! succeeds (a transition returns the stored record); not applied (yet), or read-back
+//! impossible, the answer stays `Timeout`, so such a write answers within
+//! `operation_timeout + read_back_timeout`. The store never writes again by itself. Callers
+//! resolve a `Timeout` the same way: read the record back once the server answers, then
+//! decide. `expire` is not read back (expiring again is harmless); `purge` applies the
+//! deadline to each of its batches. A connection whose call timed out is pinged by the pool
+//! before it is reused; it is reused only if the server answers.
+//!
+//! A pool given to [`PgStoreOptions::with_pool`] keeps its own connection settings (set
+//! `statement_timeout` and `lock_timeout` on it, or on the role); the operation deadline
+//! applies all the same. Behind PgBouncer, startup options are refused unless
+//! `ignore_startup_parameters` includes `options`; set the two timeouts on the role then
+//! (`ALTER ROLE bot SET lock_timeout = '3s'`).
+//!
 //! ## Operations
 //!
-//! - `transition` is one `UPDATE … WHERE order_id = $1 AND status = ANY($2) RETURNING …`.
+//! - `transition` is one
+//!   `UPDATE … WHERE order_id = $1 AND status = ANY($2) [AND <lease condition>] RETURNING …`.
 //!   Under Read Committed a writer that waited for a concurrent one re-checks the condition on
 //!   the newest row version, so of many concurrent claimers (threads, processes, machines)
-//!   exactly one wins. A loser reads the status it lost to, for `StatusConflict`.
+//!   exactly one wins — also of 32 cancellers re-claiming one stale claim. A loser reads the
+//!   status and lease it lost to, for `StatusConflict`.
 //! - `record_many` is one `INSERT … SELECT FROM UNNEST($1::text[], …)`: one round trip, and
 //!   atomic because it is one statement.
 //! - `expire` is one `UPDATE` whose two arms match the two partial indexes: O(expired).
@@ -85,7 +161,7 @@
 //! call holds a connection for one round trip (two on a lost claim).
 //!
 //! - Default: at most [`DEFAULT_MAX_CONNECTIONS`] (10) connections, none kept when idle,
-//!   [`DEFAULT_ACQUIRE_TIMEOUT`] (5 s) to get one. A bot that places and cancels from a few
+//!   [`DEFAULT_ACQUIRE_TIMEOUT`] (4 s) to get one. A bot that places and cancels from a few
 //!   tasks needs 2–4; a canceller that claims in bursts, about its burst width (8 concurrent
 //!   tasks saturate 8 connections, more tasks then queue for a connection rather than fail).
 //! - Budget: `bots × max_connections` must stay below the server's `max_connections` minus
@@ -103,9 +179,10 @@
 //! Classified by SQLSTATE and driver kind, never by message text: unique violation →
 //! `AlreadyExists`; a value PostgreSQL cannot hold (SQLSTATE class 22, e.g. a NUL byte in a
 //! text) → `InvalidMetadata`; undecodable stored rows → `InvalidMetadata` naming the order
-//! (and [`Page::invalid`](ordermeta_core::Page) in `list`); everything else → `Backend`
-//! with a [`PgError`] source that says which problem it is (unreachable server, refused
-//! credentials, missing privilege, failed migration, outage).
+//! (and [`Page::invalid`](ordermeta_core::Page) in `list`); a missed deadline → `Timeout`
+//! (outcome unknown, see [Deadlines](#deadlines)); everything else → `Backend` with a
+//! [`PgError`] source that says which problem it is (unreachable server, refused
+//! credentials, missing privilege, failed migration, lock or statement timeout, outage).
 //!
 //! ## Partitioning
 //!
@@ -155,15 +232,22 @@
 
 mod error;
 mod migrate;
+mod options;
 mod row;
 mod schema;
+mod sql;
 mod store;
 
 pub use error::PgError;
-pub use store::{
-    DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_PURGE_BATCH_SIZE, DEFAULT_SCHEMA,
-    PgStore, PgStoreOptions, TABLE,
+pub use options::{
+    DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_PURGE_BATCH_SIZE,
+    DEFAULT_READ_BACK_TIMEOUT, DEFAULT_SCHEMA, PgStoreOptions, URL_SCHEMES,
 };
+#[cfg(feature = "bench-internals")]
+#[doc(hidden)]
+pub use sql::BenchSql;
+pub use sql::TABLE;
+pub use store::PgStore;
 
 /// The sqlx this crate is built with, so applications use the same version for pools and
 /// connect options.

@@ -20,11 +20,18 @@ pub(crate) struct Migration {
 }
 
 /// Every migration, in version order.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "create dydx_order_metadata",
-    sql: include_str!("../migrations/0001_create_dydx_order_metadata.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "create dydx_order_metadata",
+        sql: include_str!("../migrations/0001_create_dydx_order_metadata.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "claim leases",
+        sql: include_str!("../migrations/0002_claim_leases.sql"),
+    },
+];
 
 /// Name of the table recording applied migrations, inside the store's schema.
 pub(crate) const MIGRATIONS_TABLE: &str = "ordermeta_migrations";

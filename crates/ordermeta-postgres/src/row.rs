@@ -2,8 +2,8 @@
 //! OrderId columns must agree with the encoded id.
 
 use chrono::{DateTime, Utc};
-use ordermeta_core::model::{history_from_json, history_to_json};
-use ordermeta_core::{GoodTil, OrderId, OrderMetadata, StoreError};
+use ordermeta_core::backend::{history_from_json, history_to_json, lease_from_parts};
+use ordermeta_core::{GoodTil, Lease, OrderId, OrderMetadata, StoreError};
 use sqlx::postgres::PgRow;
 use sqlx::{Decode, Postgres, Row, Type};
 
@@ -12,13 +12,13 @@ use sqlx::{Decode, Postgres, Row, Type};
 pub(crate) const COLUMNS: &str = "order_id, dydx_order_id, good_until_block, \
     good_til_block_time, client_id, subaccount_number, owner, order_flags, clob_pair_id, \
     symbol, side, quantity, price, order_type, placed_at, updated_at, cancelled_at, tx_hash, \
-    cancel_tx_hash, status, version, history::text AS history";
+    cancel_tx_hash, status, version, history::text AS history, lease_token, lease_until";
 
 /// The columns an insert writes, in [`Encoded`]'s order.
 pub(crate) const INSERT_COLUMNS: &str = "order_id, dydx_order_id, good_until_block, \
     good_til_block_time, client_id, subaccount_number, owner, order_flags, clob_pair_id, \
     symbol, side, quantity, price, order_type, placed_at, updated_at, cancelled_at, tx_hash, \
-    cancel_tx_hash, status, version, history";
+    cancel_tx_hash, status, version, history, lease_token, lease_until";
 
 fn col<'r, T>(row: &'r PgRow, idx: usize, name: &str) -> Result<T, StoreError>
 where
@@ -31,6 +31,14 @@ where
 fn to_u32(v: i64, name: &str) -> Result<u32, StoreError> {
     u32::try_from(v)
         .map_err(|_| StoreError::invalid(None, format!("column {name}: {v} is not a u32")))
+}
+
+/// The lease columns of a row: both set, or both NULL (no lease).
+fn lease(row: &PgRow) -> Result<Option<Lease>, StoreError> {
+    lease_from_parts(
+        col::<Option<String>>(row, 22, "lease_token")?,
+        col::<Option<DateTime<Utc>>>(row, 23, "lease_until")?,
+    )
 }
 
 /// The order id of a row, for naming it in errors (the primary key is never NULL).
@@ -108,6 +116,7 @@ pub(crate) fn decode(row: &PgRow) -> Result<OrderMetadata, StoreError> {
             StoreError::invalid(None, format!("column version: {version} is negative"))
         })?,
         history: history_from_json(history)?,
+        lease: lease(row)?,
     };
     meta.validate()?;
     Ok(meta)
@@ -137,6 +146,8 @@ pub(crate) struct Encoded<'a> {
     pub status: &'static str,
     pub version: i64,
     pub history: String,
+    pub lease_token: Option<&'a str>,
+    pub lease_until: Option<DateTime<Utc>>,
 }
 
 /// Encodes a record already validated. A version beyond `i64::MAX` cannot be stored.
@@ -170,5 +181,93 @@ pub(crate) fn encode(m: &OrderMetadata) -> Result<Encoded<'_>, StoreError> {
             )
         })?,
         history: history_to_json(&m.history),
+        lease_token: m.lease.as_ref().map(|l| l.token.as_str()),
+        lease_until: m.lease.as_ref().map(|l| l.until),
     })
+}
+
+/// A batch as one array per column, for `UNNEST`.
+pub(crate) struct Columns<'a> {
+    pub(crate) order_id: Vec<&'a str>,
+    pub(crate) dydx_order_id: Vec<String>,
+    pub(crate) good_until_block: Vec<Option<i64>>,
+    pub(crate) good_til_block_time: Vec<Option<i64>>,
+    pub(crate) client_id: Vec<i64>,
+    pub(crate) subaccount_number: Vec<i64>,
+    pub(crate) owner: Vec<&'a str>,
+    pub(crate) order_flags: Vec<i64>,
+    pub(crate) clob_pair_id: Vec<i64>,
+    pub(crate) symbol: Vec<&'a str>,
+    pub(crate) side: Vec<&'static str>,
+    pub(crate) quantity: Vec<&'a str>,
+    pub(crate) price: Vec<Option<&'a str>>,
+    pub(crate) order_type: Vec<&'static str>,
+    pub(crate) placed_at: Vec<DateTime<Utc>>,
+    pub(crate) updated_at: Vec<DateTime<Utc>>,
+    pub(crate) cancelled_at: Vec<Option<DateTime<Utc>>>,
+    pub(crate) tx_hash: Vec<Option<&'a str>>,
+    pub(crate) cancel_tx_hash: Vec<Option<&'a str>>,
+    pub(crate) status: Vec<&'static str>,
+    pub(crate) version: Vec<i64>,
+    pub(crate) history: Vec<String>,
+    pub(crate) lease_token: Vec<Option<&'a str>>,
+    pub(crate) lease_until: Vec<Option<DateTime<Utc>>>,
+}
+
+impl<'a> Columns<'a> {
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        Columns {
+            order_id: Vec::with_capacity(n),
+            dydx_order_id: Vec::with_capacity(n),
+            good_until_block: Vec::with_capacity(n),
+            good_til_block_time: Vec::with_capacity(n),
+            client_id: Vec::with_capacity(n),
+            subaccount_number: Vec::with_capacity(n),
+            owner: Vec::with_capacity(n),
+            order_flags: Vec::with_capacity(n),
+            clob_pair_id: Vec::with_capacity(n),
+            symbol: Vec::with_capacity(n),
+            side: Vec::with_capacity(n),
+            quantity: Vec::with_capacity(n),
+            price: Vec::with_capacity(n),
+            order_type: Vec::with_capacity(n),
+            placed_at: Vec::with_capacity(n),
+            updated_at: Vec::with_capacity(n),
+            cancelled_at: Vec::with_capacity(n),
+            tx_hash: Vec::with_capacity(n),
+            cancel_tx_hash: Vec::with_capacity(n),
+            status: Vec::with_capacity(n),
+            version: Vec::with_capacity(n),
+            history: Vec::with_capacity(n),
+            lease_token: Vec::with_capacity(n),
+            lease_until: Vec::with_capacity(n),
+        }
+    }
+
+    pub(crate) fn push(&mut self, e: Encoded<'a>) {
+        self.order_id.push(e.order_id);
+        self.dydx_order_id.push(e.dydx_order_id);
+        self.good_until_block.push(e.good_until_block);
+        self.good_til_block_time.push(e.good_til_block_time);
+        self.client_id.push(e.client_id);
+        self.subaccount_number.push(e.subaccount_number);
+        self.owner.push(e.owner);
+        self.order_flags.push(e.order_flags);
+        self.clob_pair_id.push(e.clob_pair_id);
+        self.symbol.push(e.symbol);
+        self.side.push(e.side);
+        self.quantity.push(e.quantity);
+        self.price.push(e.price);
+        self.order_type.push(e.order_type);
+        self.placed_at.push(e.placed_at);
+        self.updated_at.push(e.updated_at);
+        self.cancelled_at.push(e.cancelled_at);
+        self.tx_hash.push(e.tx_hash);
+        self.cancel_tx_hash.push(e.cancel_tx_hash);
+        self.status.push(e.status);
+        self.version.push(e.version);
+        self.history.push(e.history);
+        self.lease_token.push(e.lease_token);
+        self.lease_until.push(e.lease_until);
+    }
 }

@@ -1,316 +1,25 @@
-//! [`PgStore`] and its [`PgStoreOptions`].
+//! [`PgStore`]: the [`MetadataStore`] implementation. Connecting is
+//! [`PgStoreOptions`](crate::PgStoreOptions)' job; the statements are built in `sql`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use ordermeta_core::backend::{record_applied, transition_applied};
 use ordermeta_core::{
-    ExpireRequest, InvalidRecord, ListQuery, MetadataStore, OrderMetadata, OrderStatus, Page,
-    StoreError, TransitionRequest, truncate_micros,
+    ExpireRequest, InvalidRecord, LeaseCondition, ListQuery, MetadataStore, OrderMetadata,
+    OrderStatus, Page, StoreError, TransitionRequest, truncate_micros,
 };
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgConnection};
+use sqlx::postgres::PgPool;
 
-use crate::error::{PgError, connect_error, is_unique_violation, op_error};
-use crate::migrate;
-use crate::row::{self, COLUMNS, INSERT_COLUMNS};
+use crate::error::{PgError, is_unique_violation, op_error};
+use crate::row::{self, Columns};
 use crate::schema::Schema;
-
-/// The schema the store uses unless told otherwise.
-pub const DEFAULT_SCHEMA: &str = "ordermeta";
-/// The table holding the records, inside the store's schema.
-pub const TABLE: &str = "dydx_order_metadata";
-/// Default [`PgStoreOptions::max_connections`].
-pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
-/// Default [`PgStoreOptions::acquire_timeout`].
-pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default [`PgStoreOptions::purge_batch_size`].
-pub const DEFAULT_PURGE_BATCH_SIZE: u32 = 5_000;
-
-/// The `IN` list of open statuses, as a literal: partial-index predicates are matched against
-/// the query text, so a bound array parameter would not let the planner use them.
-const OPEN_STATUSES: &str = "('pending', 'active', 'cancelling')";
-/// The `IN` list of terminal statuses, as a literal (see [`OPEN_STATUSES`]).
-const TERMINAL_STATUSES: &str = "('cancelled', 'expired', 'filled', 'failed')";
-
-/// How a [`PgStore`] connects, where it keeps its tables and how it sizes its pool.
-///
-/// ```no_run
-/// # async fn f() -> Result<(), ordermeta_core::StoreError> {
-/// use std::time::Duration;
-/// use ordermeta_postgres::PgStoreOptions;
-///
-/// let store = PgStoreOptions::new()
-///     .schema("bots_eu")
-///     .max_connections(16)
-///     .acquire_timeout(Duration::from_secs(2))
-///     .connect("postgres://bot@db.internal/trading?sslmode=verify-full")
-///     .await?;
-/// # Ok(()) }
-/// ```
-#[derive(Clone, Debug)]
-pub struct PgStoreOptions {
-    schema: String,
-    max_connections: u32,
-    min_connections: u32,
-    acquire_timeout: Duration,
-    idle_timeout: Option<Duration>,
-    max_lifetime: Option<Duration>,
-    test_before_acquire: bool,
-    migrate: bool,
-    purge_batch_size: u32,
-}
-
-impl Default for PgStoreOptions {
-    fn default() -> Self {
-        PgStoreOptions {
-            schema: DEFAULT_SCHEMA.to_owned(),
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            min_connections: 0,
-            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
-            idle_timeout: Some(Duration::from_secs(10 * 60)),
-            max_lifetime: Some(Duration::from_secs(30 * 60)),
-            test_before_acquire: true,
-            migrate: true,
-            purge_batch_size: DEFAULT_PURGE_BATCH_SIZE,
-        }
-    }
-}
-
-impl PgStoreOptions {
-    /// The defaults: schema [`DEFAULT_SCHEMA`], up to [`DEFAULT_MAX_CONNECTIONS`]
-    /// connections, [`DEFAULT_ACQUIRE_TIMEOUT`], migrations on.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The schema holding the store's tables; created by the migrations when missing. It must
-    /// match `[A-Za-z_][A-Za-z0-9_]*` (at most 63 bytes, not starting with `pg_`); it is always
-    /// quoted, so case is kept.
-    pub fn schema(mut self, schema: impl Into<String>) -> Self {
-        self.schema = schema.into();
-        self
-    }
-
-    /// Most connections the pool opens (see the crate docs on pool sizing).
-    pub fn max_connections(mut self, n: u32) -> Self {
-        self.max_connections = n.max(1);
-        self
-    }
-
-    /// Connections the pool keeps open even when idle (default 0).
-    pub fn min_connections(mut self, n: u32) -> Self {
-        self.min_connections = n;
-        self
-    }
-
-    /// How long an operation waits for a connection (including reconnecting to a server that
-    /// is down) before failing with a `Backend` error. Also bounds the first connection.
-    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
-        self.acquire_timeout = timeout;
-        self
-    }
-
-    /// Closes connections idle for this long (default 10 minutes; `None`: never).
-    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.idle_timeout = timeout;
-        self
-    }
-
-    /// Replaces connections older than this (default 30 minutes; `None`: never).
-    pub fn max_lifetime(mut self, lifetime: Option<Duration>) -> Self {
-        self.max_lifetime = lifetime;
-        self
-    }
-
-    /// Pings an idle connection before handing it out (default on). Off saves a round trip per
-    /// operation, but after a server restart each stale pooled connection then fails one
-    /// operation with a `Backend` error before the pool replaces it.
-    pub fn test_before_acquire(mut self, on: bool) -> Self {
-        self.test_before_acquire = on;
-        self
-    }
-
-    /// Apply pending migrations when the store is built (default on). Off, the store only
-    /// checks that the schema is fully migrated: use it when the application role may not
-    /// create tables and an administrator migrates.
-    pub fn migrate(mut self, on: bool) -> Self {
-        self.migrate = on;
-        self
-    }
-
-    /// Rows [`MetadataStore::purge`] deletes per statement (default
-    /// [`DEFAULT_PURGE_BATCH_SIZE`]); each batch commits on its own so no lock is held long.
-    pub fn purge_batch_size(mut self, n: u32) -> Self {
-        self.purge_batch_size = n.max(1);
-        self
-    }
-
-    /// The sqlx pool options these settings stand for.
-    pub fn pool_options(&self) -> PgPoolOptions {
-        PgPoolOptions::new()
-            .max_connections(self.max_connections)
-            .min_connections(self.min_connections.min(self.max_connections))
-            .acquire_timeout(self.acquire_timeout)
-            .idle_timeout(self.idle_timeout)
-            .max_lifetime(self.max_lifetime)
-            .test_before_acquire(self.test_before_acquire)
-    }
-
-    /// Connects to the server at `url` (`postgres://user:password@host:port/database?sslmode=…`;
-    /// TLS follows `sslmode`: `disable`, `prefer` (default), `require`, `verify-ca`,
-    /// `verify-full`, with the Mozilla root certificates or `sslrootcert`), migrates (unless
-    /// turned off) and builds the pool.
-    ///
-    /// Errors are [`StoreError::Backend`] carrying a [`PgError`]: `InvalidUrl`,
-    /// `Connect`, `Authentication`, `PermissionDenied`, `Migration`…
-    pub async fn connect(self, url: &str) -> Result<PgStore, StoreError> {
-        let opts =
-            PgConnectOptions::from_str(url).map_err(|e| PgError::InvalidUrl { source: e })?;
-        self.connect_with(opts).await
-    }
-
-    /// Like [`connect`](Self::connect), from parsed connect options.
-    pub async fn connect_with(self, opts: PgConnectOptions) -> Result<PgStore, StoreError> {
-        let schema = Schema::new(&self.schema)?;
-        let opts = match opts.get_application_name() {
-            Some(_) => opts,
-            None => opts.application_name("ordermeta"),
-        };
-        let role = opts.get_username().to_owned();
-        let target = format!(
-            "{}:{}/{}",
-            opts.get_host(),
-            opts.get_port(),
-            opts.get_database().unwrap_or(&role)
-        );
-        // One plain connection first: its error says what is wrong (refused, password,
-        // unknown database), where a pool would only report a timeout after retrying.
-        let mut conn = match tokio::time::timeout(self.acquire_timeout, opts.connect()).await {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => return Err(connect_error(e, target, &role).into()),
-            Err(_) => {
-                return Err(PgError::Connect {
-                    target,
-                    source: sqlx::Error::Io(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        format!("no connection within {:?}", self.acquire_timeout),
-                    )),
-                }
-                .into());
-            }
-        };
-        let prepared = self.prepare(&mut conn, &schema).await;
-        // The pool opens its own connections; a failed close of this one changes nothing.
-        let _ = conn.close().await;
-        let role = prepared?;
-        let pool = self.pool_options().connect_lazy_with(opts);
-        Ok(PgStore::new(pool, schema, role, self.purge_batch_size))
-    }
-
-    /// Wraps an existing pool (its own sizing applies; this builder's pool settings are
-    /// ignored) and migrates (unless turned off).
-    pub async fn with_pool(self, pool: PgPool) -> Result<PgStore, StoreError> {
-        let schema = Schema::new(&self.schema)?;
-        let mut conn = pool
-            .acquire()
-            .await
-            .map_err(|e| PgError::Database { source: e })?;
-        let role = self.prepare(&mut conn, &schema).await?;
-        drop(conn);
-        Ok(PgStore::new(pool, schema, role, self.purge_batch_size))
-    }
-
-    /// Learns the role name (for error messages) and migrates or checks the schema.
-    async fn prepare(&self, conn: &mut PgConnection, schema: &Schema) -> Result<String, PgError> {
-        let role: String = sqlx::query_scalar("SELECT current_user::text")
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(|e| PgError::Database { source: e })?;
-        if self.migrate {
-            migrate::run(conn, schema, &role).await?;
-        } else {
-            migrate::check(conn, schema, &role).await?;
-        }
-        Ok(role)
-    }
-}
-
-/// The SQL of every operation, built once with the schema-qualified table name.
-#[derive(Debug)]
-struct Sql {
-    insert_one: String,
-    insert_many: String,
-    select_one: String,
-    select_existing: String,
-    transition: String,
-    status_of: String,
-    expire: String,
-    purge_batch: String,
-    list_head: String,
-}
-
-impl Sql {
-    fn new(schema: &Schema) -> Self {
-        let t = format!("{}.{TABLE}", schema.quoted());
-        let placeholders = (1..=21).fold(String::new(), |mut s, i| {
-            let _ = write!(s, "${i}, ");
-            s
-        });
-        Sql {
-            insert_one: format!(
-                "INSERT INTO {t} ({INSERT_COLUMNS}) VALUES ({placeholders}$22::jsonb)"
-            ),
-            insert_many: format!(
-                "INSERT INTO {t} ({INSERT_COLUMNS}) \
-                 SELECT order_id, dydx_order_id, good_until_block, good_til_block_time, \
-                 client_id, subaccount_number, owner, order_flags, clob_pair_id, symbol, side, \
-                 quantity, price, order_type, placed_at, updated_at, cancelled_at, tx_hash, \
-                 cancel_tx_hash, status, version, history::jsonb \
-                 FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[], \
-                 $6::int8[], $7::text[], $8::int8[], $9::int8[], $10::text[], $11::text[], \
-                 $12::text[], $13::text[], $14::text[], $15::timestamptz[], \
-                 $16::timestamptz[], $17::timestamptz[], $18::text[], $19::text[], \
-                 $20::text[], $21::int8[], $22::text[]) AS u({INSERT_COLUMNS})"
-            ),
-            select_one: format!("SELECT {COLUMNS} FROM {t} WHERE order_id = $1"),
-            select_existing: format!("SELECT order_id FROM {t} WHERE order_id = ANY($1)"),
-            // The whole compare-and-set: Read Committed re-evaluates `status = ANY($2)` on the
-            // newest row version after waiting for a concurrent writer, so of many concurrent
-            // claimers exactly one updates the row.
-            transition: format!(
-                "UPDATE {t} SET status = $3, updated_at = $4, \
-                 cancelled_at = COALESCE($5, cancelled_at), \
-                 tx_hash = COALESCE($6, tx_hash), \
-                 cancel_tx_hash = COALESCE($7, cancel_tx_hash), \
-                 version = version + 1, history = history || $8::jsonb \
-                 WHERE order_id = $1 AND status = ANY($2) RETURNING {COLUMNS}"
-            ),
-            status_of: format!("SELECT status FROM {t} WHERE order_id = $1"),
-            // Each arm matches one partial index (BitmapOr), so only open orders are visited.
-            expire: format!(
-                "UPDATE {t} SET status = 'expired', updated_at = $3, version = version + 1, \
-                 history = history || $4::jsonb \
-                 WHERE (status IN {OPEN_STATUSES} AND good_until_block <= $1) \
-                 OR (status IN {OPEN_STATUSES} AND good_til_block_time <= $2)"
-            ),
-            // SKIP LOCKED: a row a transition is changing right now is left for the next purge
-            // instead of making the purge wait.
-            purge_batch: format!(
-                "WITH doomed AS ( \
-                 SELECT order_id FROM {t} \
-                 WHERE status IN {TERMINAL_STATUSES} AND updated_at < $1 \
-                 ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
-                 DELETE FROM {t} d USING doomed WHERE d.order_id = doomed.order_id"
-            ),
-            list_head: format!("SELECT {COLUMNS} FROM {t} WHERE TRUE"),
-        }
-    }
-}
+use crate::sql::{Sql, TABLE};
+use ordermeta_core::backend::Deadlines;
 
 #[derive(Debug)]
 struct Inner {
@@ -318,12 +27,14 @@ struct Inner {
     role: String,
     sql: Sql,
     purge_batch_size: i64,
+    deadlines: Deadlines,
 }
 
 /// A [`MetadataStore`] on PostgreSQL, over a sqlx pool. Cheap to clone (the clones share the
 /// pool); build one per process and share it.
 ///
-/// See the [crate docs](crate) for the schema, pool sizing and the partitioning measurements.
+/// See the [crate docs](crate) for the schema, pool sizing, deadlines and the partitioning
+/// measurements.
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
@@ -331,7 +42,14 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    fn new(pool: PgPool, schema: Schema, role: String, purge_batch_size: u32) -> Self {
+    /// A store over `pool`, in `schema`, connected as `role` (named in error messages).
+    pub(crate) fn new(
+        pool: PgPool,
+        schema: Schema,
+        role: String,
+        purge_batch_size: u32,
+        deadlines: Deadlines,
+    ) -> Self {
         PgStore {
             pool,
             inner: Arc::new(Inner {
@@ -339,23 +57,9 @@ impl PgStore {
                 schema,
                 role,
                 purge_batch_size: i64::from(purge_batch_size),
+                deadlines,
             }),
         }
-    }
-
-    /// Connects with the default [`PgStoreOptions`] (schema [`DEFAULT_SCHEMA`]).
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        PgStoreOptions::new().connect(url).await
-    }
-
-    /// Wraps an existing pool with the default options (schema [`DEFAULT_SCHEMA`]).
-    pub async fn from_pool(pool: PgPool) -> Result<Self, StoreError> {
-        PgStoreOptions::new().with_pool(pool).await
-    }
-
-    /// The options builder (same as [`PgStoreOptions::new`]).
-    pub fn options() -> PgStoreOptions {
-        PgStoreOptions::new()
     }
 
     /// The pool (for health metrics, or queries of your own).
@@ -373,6 +77,12 @@ impl PgStore {
         format!("{}.{TABLE}", self.inner.schema.quoted())
     }
 
+    /// The deadline of every call
+    /// ([`PgStoreOptions::operation_timeout`](crate::PgStoreOptions::operation_timeout)).
+    pub fn operation_timeout(&self) -> Duration {
+        self.inner.deadlines.operation
+    }
+
     /// Closes the pool: waits for connections in use to come back, then closes them all.
     pub async fn close(&self) {
         self.pool.close().await;
@@ -380,6 +90,10 @@ impl PgStore {
 
     fn err(&self, e: sqlx::Error, order_id: Option<&str>) -> StoreError {
         op_error(e, &self.inner.role, self.inner.schema.name(), order_id)
+    }
+
+    fn deadlines(&self) -> &Deadlines {
+        &self.inner.deadlines
     }
 
     /// The `AlreadyExists` of a refused batch, naming the first id (in batch order) that is
@@ -401,16 +115,44 @@ impl PgStore {
             .unwrap_or_default();
         StoreError::AlreadyExists { order_id: culprit }
     }
-}
 
-fn history_append(req: &TransitionRequest) -> String {
-    format!("[{}]", req.history_entry().to_json())
-}
+    async fn fetch(&self, order_id: &str) -> Result<Option<OrderMetadata>, StoreError> {
+        let row = sqlx::query(&self.inner.sql.select_one)
+            .bind(order_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.err(e, Some(order_id)))?;
+        match row {
+            None => Ok(None),
+            Some(row) => row::decode(&row)
+                .map(Some)
+                .map_err(|e| e.for_order(order_id)),
+        }
+    }
 
-#[async_trait]
-impl MetadataStore for PgStore {
-    async fn record(&self, meta: &OrderMetadata) -> Result<(), StoreError> {
-        meta.validate()?;
+    /// Whether a whole batch reads back exactly as written (one query; the batch is one
+    /// statement, so it applied entirely or not at all).
+    async fn batch_applied(&self, metas: &[OrderMetadata]) -> Result<Option<()>, StoreError> {
+        let ids: Vec<&str> = metas.iter().map(|m| m.order_id.as_str()).collect();
+        let rows = sqlx::query(&self.inner.sql.select_many)
+            .bind(&ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e, None))?;
+        let mut stored = HashMap::with_capacity(rows.len());
+        for r in &rows {
+            let m = row::decode(r)?;
+            stored.insert(m.order_id.clone(), m);
+        }
+        let all = metas.iter().all(|m| {
+            stored
+                .get(&m.order_id)
+                .is_some_and(|s| record_applied(m, s))
+        });
+        Ok(all.then_some(()))
+    }
+
+    async fn insert(&self, meta: &OrderMetadata) -> Result<(), StoreError> {
         let e = row::encode(meta)?;
         let r = sqlx::query(&self.inner.sql.insert_one)
             .bind(e.order_id)
@@ -435,6 +177,8 @@ impl MetadataStore for PgStore {
             .bind(e.status)
             .bind(e.version)
             .bind(&e.history)
+            .bind(e.lease_token)
+            .bind(e.lease_until)
             .execute(&self.pool)
             .await;
         match r {
@@ -446,15 +190,8 @@ impl MetadataStore for PgStore {
         }
     }
 
-    async fn record_many(&self, metas: &[OrderMetadata]) -> Result<(), StoreError> {
-        for m in metas {
-            m.validate()?;
-        }
-        if metas.is_empty() {
-            return Ok(());
-        }
-        let n = metas.len();
-        let mut c = Columns::with_capacity(n);
+    async fn insert_many(&self, metas: &[OrderMetadata]) -> Result<(), StoreError> {
+        let mut c = Columns::with_capacity(metas.len());
         for m in metas {
             c.push(row::encode(m)?);
         }
@@ -483,6 +220,8 @@ impl MetadataStore for PgStore {
             .bind(&c.status)
             .bind(&c.version)
             .bind(&c.history)
+            .bind(&c.lease_token)
+            .bind(&c.lease_until)
             .execute(&self.pool)
             .await;
         match r {
@@ -492,33 +231,26 @@ impl MetadataStore for PgStore {
         }
     }
 
-    async fn get(&self, order_id: &str) -> Result<Option<OrderMetadata>, StoreError> {
-        let row = sqlx::query(&self.inner.sql.select_one)
-            .bind(order_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| self.err(e, Some(order_id)))?;
-        match row {
-            None => Ok(None),
-            Some(row) => row::decode(&row)
-                .map(Some)
-                .map_err(|e| e.for_order(order_id)),
-        }
-    }
-
-    async fn transition(&self, req: &TransitionRequest) -> Result<OrderMetadata, StoreError> {
-        req.check()?;
+    async fn compare_and_set(&self, req: &TransitionRequest) -> Result<OrderMetadata, StoreError> {
         let from: Vec<&str> = req.from.iter().map(|s| s.as_str()).collect();
         let entry = history_append(req);
         let at = req.history_entry().at;
         let cancelled_at = (req.to == OrderStatus::Cancelled).then_some(at);
+        // `check` allows a lease only when entering cancelling: anything else clears it.
+        let lease = req.lease.as_ref();
         let id = req.order_id.as_str();
-        // A lost compare-and-set re-reads the status to report it. If the order has meanwhile
-        // come back into `from` (cancelling -> active), the update is tried again: reporting a
-        // conflict whose current status is allowed would be nonsense. Bounded, as every retry
-        // needs another writer to have moved the order in between.
+        let sql = &self.inner.sql;
+        let statement = match &req.require {
+            None => &sql.transition,
+            Some(LeaseCondition::Expired) => &sql.transition_expired,
+            Some(LeaseCondition::HeldBy(_)) => &sql.transition_held,
+        };
+        // A lost compare-and-set re-reads the status and lease to report them. If the order
+        // has meanwhile come back to where the request allows it (cancelling -> active), the
+        // update is tried again: reporting a conflict whose current state is allowed would be
+        // nonsense. Bounded, as every retry needs another writer to have moved the order.
         for _ in 0..3 {
-            let row = sqlx::query(&self.inner.sql.transition)
+            let mut q = sqlx::query(statement)
                 .bind(id)
                 .bind(&from)
                 .bind(req.to.as_str())
@@ -527,24 +259,39 @@ impl MetadataStore for PgStore {
                 .bind(req.tx_hash.as_deref())
                 .bind(req.cancel_tx_hash.as_deref())
                 .bind(&entry)
+                .bind(lease.map(|l| l.token.as_str()))
+                .bind(lease.map(|l| l.until));
+            if let Some(LeaseCondition::HeldBy(token)) = &req.require {
+                q = q.bind(token.as_str());
+            }
+            let row = q
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(|e| self.err(e, Some(id)))?;
             if let Some(row) = row {
                 return row::decode(&row).map_err(|e| e.for_order(id));
             }
-            let status: Option<String> = sqlx::query_scalar(&self.inner.sql.status_of)
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| self.err(e, Some(id)))?;
-            let Some(status) = status else {
+            let claim: Option<(String, Option<String>, Option<DateTime<Utc>>)> =
+                sqlx::query_as(&sql.claim_of)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| self.err(e, Some(id)))?;
+            let Some((status, token, until)) = claim else {
                 return Err(StoreError::NotFound {
                     order_id: id.to_owned(),
                 });
             };
-            let current: OrderStatus = status.parse().map_err(|e: StoreError| e.for_order(id))?;
-            if !req.from.contains(&current) {
+            let current: OrderStatus = status
+                .parse()
+                .map_err(|e| StoreError::from(e).for_order(id))?;
+            // The same condition as the SQL's, on the columns as stored.
+            let lease_holds = match &req.require {
+                None => true,
+                Some(LeaseCondition::Expired) => until.is_none_or(|u| u <= at),
+                Some(LeaseCondition::HeldBy(t)) => token.as_deref() == Some(t.as_str()),
+            };
+            if !req.from.contains(&current) || !lease_holds {
                 return Err(StoreError::conflict(id, current, &req.from));
             }
         }
@@ -555,7 +302,7 @@ impl MetadataStore for PgStore {
         }))
     }
 
-    async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
+    async fn list_page(&self, query: &ListQuery) -> Result<Page, StoreError> {
         let limit = query.effective_limit() as usize;
         let mut sql = String::with_capacity(self.inner.sql.list_head.len() + 160);
         sql.push_str(&self.inner.sql.list_head);
@@ -630,10 +377,7 @@ impl MetadataStore for PgStore {
         Ok(page)
     }
 
-    async fn expire(&self, req: &ExpireRequest) -> Result<u64, StoreError> {
-        if req.height.is_none() && req.block_time.is_none() {
-            return Ok(0);
-        }
+    async fn expire_now(&self, req: &ExpireRequest) -> Result<u64, StoreError> {
         // The history entry is the same for every order: only status, time and reason.
         let entry = history_append(&req.transition_for("", OrderStatus::Active));
         let r = sqlx::query(&self.inner.sql.expire)
@@ -647,108 +391,113 @@ impl MetadataStore for PgStore {
         Ok(r.rows_affected())
     }
 
+    async fn purge_batch(&self, older_than: DateTime<Utc>) -> Result<u64, StoreError> {
+        let r = sqlx::query(&self.inner.sql.purge_batch)
+            .bind(older_than)
+            .bind(self.inner.purge_batch_size)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e, None))?;
+        Ok(r.rows_affected())
+    }
+}
+
+fn history_append(req: &TransitionRequest) -> String {
+    format!("[{}]", req.history_entry().to_json())
+}
+
+/// Every call runs under the operation deadline
+/// ([`PgStoreOptions::operation_timeout`](crate::PgStoreOptions::operation_timeout)), its wait
+/// for a connection included. A write that misses it is read back: applied, the call
+/// succeeds; otherwise the answer is [`StoreError::Timeout`] (outcome unknown).
+#[async_trait]
+impl MetadataStore for PgStore {
+    async fn record(&self, meta: &OrderMetadata) -> Result<(), StoreError> {
+        meta.validate()?;
+        let read_back = || async {
+            let stored = self.fetch(&meta.order_id).await?;
+            Ok(stored.filter(|s| record_applied(meta, s)).map(drop))
+        };
+        self.deadlines()
+            .write("record", &meta.order_id, self.insert(meta), read_back)
+            .await
+    }
+
+    async fn record_many(&self, metas: &[OrderMetadata]) -> Result<(), StoreError> {
+        for m in metas {
+            m.validate()?;
+        }
+        let Some(first) = metas.first() else {
+            return Ok(());
+        };
+        self.deadlines()
+            .write(
+                "record_many",
+                &first.order_id,
+                self.insert_many(metas),
+                || self.batch_applied(metas),
+            )
+            .await
+    }
+
+    async fn get(&self, order_id: &str) -> Result<Option<OrderMetadata>, StoreError> {
+        self.deadlines().run("get", self.fetch(order_id)).await
+    }
+
+    async fn transition(&self, req: &TransitionRequest) -> Result<OrderMetadata, StoreError> {
+        req.check()?;
+        let read_back = || async {
+            let stored = self.fetch(&req.order_id).await?;
+            Ok(stored.filter(|s| transition_applied(req, s)))
+        };
+        self.deadlines()
+            .write(
+                "transition",
+                &req.order_id,
+                self.compare_and_set(req),
+                read_back,
+            )
+            .await
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
+        self.deadlines().run("list", self.list_page(query)).await
+    }
+
+    /// One statement under the deadline. Not read back after a timeout: expiring again is
+    /// harmless, and the next sweep does it.
+    async fn expire(&self, req: &ExpireRequest) -> Result<u64, StoreError> {
+        if req.height.is_none() && req.block_time.is_none() {
+            return Ok(0);
+        }
+        self.deadlines().run("expire", self.expire_now(req)).await
+    }
+
+    /// In batches of `purge_batch_size`, each its own statement and commit under its own
+    /// deadline: a purge keeps going as long as its batches do.
     async fn purge(&self, older_than: DateTime<Utc>) -> Result<u64, StoreError> {
         let batch = self.inner.purge_batch_size;
         let mut total = 0;
         loop {
-            let r = sqlx::query(&self.inner.sql.purge_batch)
-                .bind(older_than)
-                .bind(batch)
-                .execute(&self.pool)
-                .await
-                .map_err(|e| self.err(e, None))?;
-            total += r.rows_affected();
-            if (r.rows_affected() as i64) < batch {
+            let n = self
+                .deadlines()
+                .run("purge", self.purge_batch(older_than))
+                .await?;
+            total += n;
+            if (n as i64) < batch {
                 return Ok(total);
             }
         }
     }
 
     async fn health(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.err(e, None))?;
-        Ok(())
-    }
-}
-
-/// A batch as one array per column, for `UNNEST`.
-struct Columns<'a> {
-    order_id: Vec<&'a str>,
-    dydx_order_id: Vec<String>,
-    good_until_block: Vec<Option<i64>>,
-    good_til_block_time: Vec<Option<i64>>,
-    client_id: Vec<i64>,
-    subaccount_number: Vec<i64>,
-    owner: Vec<&'a str>,
-    order_flags: Vec<i64>,
-    clob_pair_id: Vec<i64>,
-    symbol: Vec<&'a str>,
-    side: Vec<&'static str>,
-    quantity: Vec<&'a str>,
-    price: Vec<Option<&'a str>>,
-    order_type: Vec<&'static str>,
-    placed_at: Vec<DateTime<Utc>>,
-    updated_at: Vec<DateTime<Utc>>,
-    cancelled_at: Vec<Option<DateTime<Utc>>>,
-    tx_hash: Vec<Option<&'a str>>,
-    cancel_tx_hash: Vec<Option<&'a str>>,
-    status: Vec<&'static str>,
-    version: Vec<i64>,
-    history: Vec<String>,
-}
-
-impl<'a> Columns<'a> {
-    fn with_capacity(n: usize) -> Self {
-        Columns {
-            order_id: Vec::with_capacity(n),
-            dydx_order_id: Vec::with_capacity(n),
-            good_until_block: Vec::with_capacity(n),
-            good_til_block_time: Vec::with_capacity(n),
-            client_id: Vec::with_capacity(n),
-            subaccount_number: Vec::with_capacity(n),
-            owner: Vec::with_capacity(n),
-            order_flags: Vec::with_capacity(n),
-            clob_pair_id: Vec::with_capacity(n),
-            symbol: Vec::with_capacity(n),
-            side: Vec::with_capacity(n),
-            quantity: Vec::with_capacity(n),
-            price: Vec::with_capacity(n),
-            order_type: Vec::with_capacity(n),
-            placed_at: Vec::with_capacity(n),
-            updated_at: Vec::with_capacity(n),
-            cancelled_at: Vec::with_capacity(n),
-            tx_hash: Vec::with_capacity(n),
-            cancel_tx_hash: Vec::with_capacity(n),
-            status: Vec::with_capacity(n),
-            version: Vec::with_capacity(n),
-            history: Vec::with_capacity(n),
-        }
-    }
-
-    fn push(&mut self, e: row::Encoded<'a>) {
-        self.order_id.push(e.order_id);
-        self.dydx_order_id.push(e.dydx_order_id);
-        self.good_until_block.push(e.good_until_block);
-        self.good_til_block_time.push(e.good_til_block_time);
-        self.client_id.push(e.client_id);
-        self.subaccount_number.push(e.subaccount_number);
-        self.owner.push(e.owner);
-        self.order_flags.push(e.order_flags);
-        self.clob_pair_id.push(e.clob_pair_id);
-        self.symbol.push(e.symbol);
-        self.side.push(e.side);
-        self.quantity.push(e.quantity);
-        self.price.push(e.price);
-        self.order_type.push(e.order_type);
-        self.placed_at.push(e.placed_at);
-        self.updated_at.push(e.updated_at);
-        self.cancelled_at.push(e.cancelled_at);
-        self.tx_hash.push(e.tx_hash);
-        self.cancel_tx_hash.push(e.cancel_tx_hash);
-        self.status.push(e.status);
-        self.version.push(e.version);
-        self.history.push(e.history);
+        let ping = async {
+            sqlx::query("SELECT 1")
+                .execute(&self.pool)
+                .await
+                .map_err(|e| self.err(e, None))?;
+            Ok(())
+        };
+        self.deadlines().run("health", ping).await
     }
 }

@@ -8,7 +8,7 @@ use ordermeta_core::conformance::short_term;
 use ordermeta_core::{ErrorKind, MetadataStore, OrderStatus, StoreError};
 use ordermeta_postgres::{PgError, PgStore, PgStoreOptions, sqlx};
 
-use common::PrivatePg;
+use ordermeta_testkit::pg::PrivatePg;
 
 fn expect_err(r: Result<PgStore, StoreError>) -> StoreError {
     match r {
@@ -53,7 +53,7 @@ async fn bad_url_is_a_clear_error() {
     let e = expect_err(
         PgStoreOptions::new()
             .schema("bad-name; DROP TABLE x")
-            .connect(&common::database_url())
+            .connect(&ordermeta_testkit::database_url())
             .await,
     );
     assert!(
@@ -64,8 +64,9 @@ async fn bad_url_is_a_clear_error() {
 
 #[tokio::test]
 async fn unknown_database_is_a_connect_error() {
-    let mut opts: sqlx::postgres::PgConnectOptions =
-        common::database_url().parse().expect("DATABASE_URL parses");
+    let mut opts: sqlx::postgres::PgConnectOptions = ordermeta_testkit::database_url()
+        .parse()
+        .expect("DATABASE_URL parses");
     opts = opts.database("ordermeta_no_such_database");
     let e = expect_err(PgStoreOptions::new().connect_with(opts).await);
     assert!(
@@ -192,7 +193,7 @@ async fn role_without_rights_is_a_permission_error() {
 
 #[tokio::test]
 async fn tls_follows_sslmode() {
-    let url = common::database_url();
+    let url = ordermeta_testkit::database_url();
     let sep = if url.contains('?') { '&' } else { '?' };
     let probe = PgStoreOptions::new()
         .schema("ordermeta_tls_probe")

@@ -2,19 +2,20 @@
 //! once, across processes.
 //!
 //! The test re-invokes its own binary with `ORDERMETA_PG_CLAIM_CHILD` set; a child claims
-//! and writes the ids it won to a file the parent reads.
+//! and prints the ids it won (`WON=<id>`).
 
 mod common;
 
-use std::collections::HashMap;
-use std::process::Command;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ordermeta_core::conformance::short_term;
 use ordermeta_core::{
     ListQuery, MAX_PAGE_SIZE, MetadataStore, MetadataStoreExt, OrderStatus, StoreError,
 };
 use ordermeta_postgres::PgStoreOptions;
+use ordermeta_testkit::child::{self, Child};
+use ordermeta_testkit::count::assert_each_once;
 
 const PROCESSES: usize = 4;
 const TASKS: usize = 8;
@@ -26,19 +27,18 @@ fn order_id(i: usize) -> String {
     format!("mp-{i:05}")
 }
 
-/// Child role: `CHILD_ENV` = "<index>;<schema>;<output file>".
-async fn child(spec: &str) {
-    let mut parts = spec.splitn(3, ';');
-    let (index, schema, out) = match (parts.next(), parts.next(), parts.next()) {
-        (Some(i), Some(s), Some(o)) => (i.parse::<usize>().expect("child index"), s, o),
-        _ => panic!("bad {CHILD_ENV}: {spec}"),
+/// Child role: `CHILD_ENV` = "<index>;<schema>".
+async fn claim_all(spec: &str) {
+    let (index, schema) = match spec.split_once(';') {
+        Some((i, s)) => (i.parse::<usize>().expect("child index"), s),
+        None => panic!("bad {CHILD_ENV}: {spec}"),
     };
     let store = PgStoreOptions::new()
         .schema(schema)
         .max_connections(TASKS as u32)
         // No restart here: skip the liveness ping so the run measures claims, not pings.
         .test_before_acquire(false)
-        .connect(&common::database_url())
+        .connect(&ordermeta_testkit::database_url())
         .await
         .expect("child connect");
     let store = Arc::new(store);
@@ -68,14 +68,16 @@ async fn child(spec: &str) {
     for t in futures::future::join_all(tasks).await {
         won.extend(t.expect("claim task"));
     }
-    std::fs::write(out, won.join("\n")).expect("write claimed ids");
     store.close().await;
+    for id in won {
+        println!("WON={id}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn four_processes_claim_each_order_once() {
-    if let Ok(spec) = std::env::var(CHILD_ENV) {
-        child(&spec).await;
+    if let Some(spec) = child::payload(CHILD_ENV) {
+        claim_all(&spec).await;
         return;
     }
     let store = common::fresh_store("mp", PgStoreOptions::new()).await;
@@ -89,31 +91,16 @@ async fn four_processes_claim_each_order_once() {
                 .collect();
             store.record_many(&batch).await.expect("record_many");
 
-            let dir = tempfile::tempdir().expect("tempdir");
-            let exe = std::env::current_exe().expect("current_exe");
             let children: Vec<_> = (0..PROCESSES)
-                .map(|p| {
-                    let out = dir.path().join(format!("claims-{p}"));
-                    let child = Command::new(&exe)
-                        .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
-                        .env(CHILD_ENV, format!("{p};{schema};{}", out.display()))
-                        .spawn()
-                        .expect("spawn child");
-                    (child, out)
-                })
+                .map(|p| Child::spawn(TEST_NAME, CHILD_ENV, &format!("{p};{schema}")))
                 .collect();
-            let mut claims: HashMap<String, usize> = HashMap::new();
-            for (p, (mut child, out)) in children.into_iter().enumerate() {
-                let status = tokio::task::block_in_place(|| child.wait()).expect("wait child");
-                assert!(status.success(), "child {p} failed: {status}");
-                let text = std::fs::read_to_string(&out).expect("child output");
-                for id in text.lines().filter(|l| !l.is_empty()) {
-                    *claims.entry(id.to_owned()).or_default() += 1;
-                }
+            let mut claims = Vec::new();
+            for child in children {
+                let out = child.wait_success_async(Duration::from_secs(300)).await;
+                claims.extend(out.values("WON").into_iter().map(str::to_owned));
             }
-            assert_eq!(claims.len(), ORDERS, "every order claimed");
-            let twice: Vec<_> = claims.iter().filter(|(_, n)| **n != 1).collect();
-            assert!(twice.is_empty(), "claimed more than once: {twice:?}");
+            // Every order claimed, none more than once.
+            assert_each_once(claims, ORDERS);
 
             let all = store
                 .list_all(&ListQuery {

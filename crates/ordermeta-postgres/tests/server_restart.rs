@@ -16,7 +16,8 @@ use ordermeta_core::{
 };
 use ordermeta_postgres::{PgError, PgStore, PgStoreOptions};
 
-use common::{PrivatePg, poll_until};
+use ordermeta_testkit::pg::PrivatePg;
+use ordermeta_testkit::poll_until;
 
 const BATCH: usize = 5;
 

@@ -135,8 +135,8 @@ async fn values_postgres_cannot_hold_are_invalid_metadata() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_run_once_in_their_own_table() {
-    let url = common::database_url();
-    let schema = common::unique_schema("mig");
+    let url = ordermeta_testkit::database_url();
+    let schema = ordermeta_testkit::unique_name("mig");
     let opts = PgStoreOptions::new().schema(&schema).max_connections(1);
 
     // Not migrated yet and migrations off: refused, nothing created.
@@ -168,7 +168,13 @@ async fn migrations_run_once_in_their_own_table() {
         .fetch_all(store.pool())
         .await
         .expect("migrations table");
-        assert_eq!(applied, vec![(1, "create dydx_order_metadata".to_owned())]);
+        assert_eq!(
+            applied,
+            vec![
+                (1, "create dydx_order_metadata".to_owned()),
+                (2, "claim leases".to_owned())
+            ]
+        );
         let sqlx_table: Option<String> = sqlx::query_scalar(&format!(
             "SELECT to_regclass('\"{schema}\"._sqlx_migrations')::text"
         ))
@@ -235,13 +241,13 @@ async fn migrations_run_once_in_their_own_table() {
 
 #[tokio::test]
 async fn store_works_through_a_wrapped_pool_and_mixed_case_schema() {
-    let url = common::database_url();
+    let url = ordermeta_testkit::database_url();
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(2)
         .connect(&url)
         .await
         .expect("pool");
-    let schema = format!("Mixed_{}", common::unique_schema("pool"));
+    let schema = format!("Mixed_{}", ordermeta_testkit::unique_name("pool"));
     let store = PgStoreOptions::new()
         .schema(&schema)
         .with_pool(pool)

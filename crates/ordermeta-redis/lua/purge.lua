@@ -5,51 +5,91 @@
 --
 -- KEYS[1..11]  the index keys, as in record.lua: ids, open:gtb, open:gtt, terminal, then the
 --              seven status ZSETs (pending, active, cancelling, cancelled, expired, filled, failed)
--- KEYS[12..]   {ns}:o:<order id>     the candidates' HASHes, in the order of ARGV[2..]
+-- KEYS[12..]   {ns}:o:<order id>     the candidates' HASHes, in the order of ARGV[4..]
 --
 -- ARGV[1]      the cut-off (µs): records with updated_at strictly before it are deleted
--- ARGV[2..]    the candidates' order ids
+-- ARGV[2]      the earliest and ARGV[3] the latest updated_at (µs) a record can hold (the
+--              decoder's range): one outside it is corrupt
+-- ARGV[4..]    the candidates' order ids
 --
--- Returns: {deleted, kept}: how many records were deleted, and how many candidates stay in
--- KEYS[4] (terminal but not old enough; the caller skips past them). Candidates whose record
--- has gone (retention TTL) lose their index entries; they are in neither count.
+-- Each candidate is judged on its own, on what it relies on: its key's type, status and
+-- updated_at. One failing a check is skipped: left as it is, and in KEYS[4], and named in the
+-- reply; the others go on. Candidates whose record has gone (retention TTL) lose their index
+-- entries; open ones (a stale entry) leave KEYS[4].
+--
+-- Returns: {'ok', deleted, kept, id, reason, ...}: how many records were deleted, how many
+--          candidates stay in KEYS[4] (terminal but not old enough; the caller skips past
+--          them), then the skipped ones (which stay in KEYS[4] too)
+--          {'index', <key>, <type>}: an index key holds no sorted set; nothing written
 
+local STATUSES = {'pending', 'active', 'cancelling', 'cancelled', 'expired', 'filled', 'failed'}
 local TERMINAL = {cancelled = true, expired = true, filled = true, failed = true}
+local KNOWN = {}
+for _, s in ipairs(STATUSES) do KNOWN[s] = true end
 
--- Exact comparison of decimal integer strings (Lua numbers are doubles, and µs timestamps can
--- exceed 2^53). Byte-wise, never with `<` on strings, which follows the server's locale.
-local function digits_lt(a, b)
-  for i = 1, #a do
-    local x, y = string.byte(a, i), string.byte(b, i)
+-- Every index key is written below: checked once before any write.
+for k = 1, 11 do
+  local t = redis.call('TYPE', KEYS[k])['ok']
+  if t ~= 'zset' and t ~= 'none' then return {'index', KEYS[k], t} end
+end
+
+-- Exact comparison of decimal integers given as strings (Lua numbers are doubles, and µs
+-- timestamps can exceed 2^53): leading zeros ignored, byte-wise, never with `<` on strings,
+-- which follows the server's locale. Both must match '^%-?%d+$'.
+local function canon(s)
+  local neg = string.sub(s, 1, 1) == '-'
+  local d = string.gsub(neg and string.sub(s, 2) or s, '^0+', '')
+  if d == '' then return false, '0' end
+  return neg, d
+end
+local function int_lt(a, b)
+  local na, da = canon(a)
+  local nb, db = canon(b)
+  if na ~= nb then return na end
+  if na then da, db = db, da end
+  if #da ~= #db then return #da < #db end
+  for i = 1, #da do
+    local x, y = string.byte(da, i), string.byte(db, i)
     if x ~= y then return x < y end
   end
   return false
 end
-local function int_lt(a, b)
-  local na, nb = string.sub(a, 1, 1) == '-', string.sub(b, 1, 1) == '-'
-  if na ~= nb then return na end
-  if na then a, b = string.sub(b, 2), string.sub(a, 2) end
-  if #a ~= #b then return #a < #b end
-  return digits_lt(a, b)
+
+local cut, earliest, latest = ARGV[1], ARGV[2], ARGV[3]
+local reply = {'ok', 0, 0}
+local function skip(id, reason)
+  reply[#reply + 1] = id
+  reply[#reply + 1] = reason
 end
 
-local cut = ARGV[1]
 local deleted, kept = 0, 0
-for i = 2, #ARGV do
+for i = 4, #ARGV do
   local id = ARGV[i]
-  local key = KEYS[10 + i]
-  local f = redis.call('HMGET', key, 'status', 'updated_at')
-  local st, up = f[1], f[2]
-  if (not st) and redis.call('EXISTS', key) == 0 then
+  local key = KEYS[8 + i]
+  local t = redis.call('TYPE', key)['ok']
+  if t == 'none' then
     for k = 1, 11 do redis.call('ZREM', KEYS[k], id) end
-  elseif not (st and TERMINAL[st]) then
-    redis.call('ZREM', KEYS[4], id)
-  elseif up and string.find(up, '^%-?%d+$') and int_lt(up, cut) then
-    redis.call('DEL', key)
-    for k = 1, 11 do redis.call('ZREM', KEYS[k], id) end
-    deleted = deleted + 1
+  elseif t ~= 'hash' then
+    skip(id, "the order's key holds a " .. t .. ', not a hash')
   else
-    kept = kept + 1
+    local f = redis.call('HMGET', key, 'status', 'updated_at')
+    local st, up = f[1], f[2]
+    if not (st and KNOWN[st]) then
+      skip(id, 'status is missing or unknown')
+    elseif not TERMINAL[st] then
+      redis.call('ZREM', KEYS[4], id)
+    elseif not (up and string.find(up, '^%-?%d+$'))
+        or int_lt(up, earliest) or int_lt(latest, up) then
+      skip(id, 'updated_at is not an integer of microseconds in range')
+    elseif int_lt(up, cut) then
+      redis.call('DEL', key)
+      for k = 1, 11 do redis.call('ZREM', KEYS[k], id) end
+      deleted = deleted + 1
+    else
+      kept = kept + 1
+    end
   end
 end
-return {deleted, kept}
+reply[2] = deleted
+reply[3] = kept
+return reply

@@ -15,10 +15,13 @@
 -- ARGV[2]      operation token, written to the field `op` (recognises a retry of this call)
 -- ARGV[3]      number of records n (= #KEYS - 11)
 -- ARGV[4..]    per record: order id, status, good-til block or '', good-til block time or '',
---              updated_at (µs), field count f, then f field/value pairs of the HASH
+--              updated_at (µs), field count f, then f field/value pairs of the HASH (the
+--              claim lease, lease_token and lease_until, among them when the record holds one)
 --
--- Returns: {'ok'}                 every record written (or this very call already had been)
---          {'exists', <order id>} the first id that exists or repeats; nothing written
+-- Returns: {'ok'}                          every record written (or this very call already had been)
+--          {'exists', <order id>}          the first id that exists or repeats; nothing written
+--          {'corrupt', <order id>, <why>}  the id's key holds no hash; nothing written
+--          {'index', <key>, <type>}        an index key holds no sorted set; nothing written
 
 -- Written for speed: no tables per record, fields passed to HSET straight from ARGV.
 local STATUSES = {'pending', 'active', 'cancelling', 'cancelled', 'expired', 'filled', 'failed'}
@@ -28,18 +31,47 @@ local ttl = tonumber(ARGV[1])
 local token = ARGV[2]
 local n = tonumber(ARGV[3])
 
--- Check everything before writing anything: all or nothing.
+-- Check everything before writing anything (all or nothing): the order keys, and the type of
+-- every index key a write below touches (a write to a key of another type would fail half-way).
+local checked = {}
+local function index_type(k)
+  if checked[k] then return nil end
+  checked[k] = true
+  local t = redis.call('TYPE', k)['ok']
+  if t ~= 'zset' and t ~= 'none' then return t end
+  return nil
+end
 local seen = n > 1 and {} or nil
 local p = 4
 for i = 1, n do
-  local id, key = ARGV[p], KEYS[11 + i]
+  local id, status, key = ARGV[p], ARGV[p + 1], KEYS[11 + i]
   if seen then
     if seen[id] then return {'exists', id} end
     seen[id] = true
   end
-  if redis.call('EXISTS', key) == 1 then
+  local t = redis.call('TYPE', key)['ok']
+  if t == 'hash' then
     if redis.call('HGET', key, 'op') == token then return {'ok'} end
     return {'exists', id}
+  elseif t ~= 'none' then
+    return {'corrupt', id, "the order's key holds a " .. t .. ', not a hash'}
+  end
+  local touched = {KEYS[1]}
+  for s = 1, 7 do
+    if STATUSES[s] == status then touched[2] = KEYS[4 + s] break end
+  end
+  if OPEN[status] then
+    if ARGV[p + 2] ~= '' then touched[#touched + 1] = KEYS[2] end
+    if ARGV[p + 3] ~= '' then touched[#touched + 1] = KEYS[3] end
+  else
+    touched[#touched + 1] = KEYS[4]
+  end
+  if ttl > 0 then
+    for k = 2, 11 do touched[#touched + 1] = KEYS[k] end
+  end
+  for _, k in ipairs(touched) do
+    local bad = index_type(k)
+    if bad then return {'index', k, bad} end
   end
   p = p + 6 + 2 * tonumber(ARGV[p + 5])
 end

@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use ordermeta_core::model::{history_from_json, history_to_json};
+use ordermeta_core::backend::{history_from_json, history_to_json};
 use ordermeta_core::{
-    GoodTil, ListQuery, OrderId, OrderMetadata, StoreError, from_micros, to_micros,
+    GoodTil, Lease, ListQuery, OrderId, OrderMetadata, StoreError, from_micros, to_micros,
 };
 
 /// A HASH as read from Redis: field name to raw value.
@@ -14,9 +14,78 @@ pub(crate) type RawHash = HashMap<Vec<u8>, Vec<u8>>;
 /// The field holding the token of the last write (not part of the model).
 pub(crate) const OP_FIELD: &str = "op";
 
+/// Every HASH field of the model, whichever `encode` writes for some record (the optional
+/// ones are absent when their value is). A transition deletes those of them a record no
+/// longer has.
+pub(crate) const FIELDS: [&str; 25] = [
+    "order_id",
+    "dydx_order_id",
+    "good_until_block",
+    "good_til_block_time",
+    "client_id",
+    "subaccount_number",
+    "owner",
+    "order_flags",
+    "clob_pair_id",
+    "symbol",
+    "side",
+    "quantity",
+    "price",
+    "order_type",
+    "placed_at",
+    "updated_at",
+    "cancelled_at",
+    "tx_hash",
+    "cancel_tx_hash",
+    "status",
+    "version",
+    "history",
+    "lease_token",
+    "lease_until",
+    OP_FIELD,
+];
+
+/// The largest version a record holds: every store keeps versions as a signed 64-bit integer.
+pub(crate) const MAX_VERSION: u64 = i64::MAX as u64;
+
+/// The version after `v`: one more, saturating at [`MAX_VERSION`] (only a record written by
+/// something else can get there; it stays usable, its version stops counting).
+pub(crate) fn next_version(v: u64) -> u64 {
+    if v >= MAX_VERSION { v } else { v + 1 }
+}
+
+/// What turns the stored HASH `stored` into the encoding of `next`: the fields to set (those
+/// whose stored bytes differ) and the model fields to delete (stored, but absent from `next`).
+/// Fields outside the model (`op`, anything another tool added) are left alone.
+pub(crate) fn changes(
+    stored: &RawHash,
+    next: &OrderMetadata,
+) -> (Vec<(&'static str, String)>, Vec<&'static str>) {
+    let fields = encode(next);
+    let delete = FIELDS
+        .iter()
+        .copied()
+        .filter(|&f| f != OP_FIELD && stored.contains_key(f.as_bytes()))
+        .filter(|&f| fields.iter().all(|(name, _)| *name != f))
+        .collect();
+    let set = fields
+        .into_iter()
+        .filter(|(f, v)| stored.get(f.as_bytes()).map(Vec::as_slice) != Some(v.as_bytes()))
+        .collect();
+    (set, delete)
+}
+
+/// The HASH fields `record` writes for `meta` (the [layout](crate#key-layout)), without the
+/// internal `op` token. Not part of the API: for the root package's benches, which send the
+/// same payload with bare redis-rs (feature `bench-internals`).
+#[cfg(feature = "bench-internals")]
+pub fn hash_fields(meta: &OrderMetadata) -> Vec<(&'static str, String)> {
+    encode(meta)
+}
+
 /// The HASH fields of `m`, in a fixed order. Absent optional values are absent fields.
 pub(crate) fn encode(m: &OrderMetadata) -> Vec<(&'static str, String)> {
-    let mut f = Vec::with_capacity(22);
+    let mut f = Vec::with_capacity(24);
     f.push(("order_id", m.order_id.clone()));
     f.push(("dydx_order_id", m.dydx_order_id.to_base64()));
     match m.good_til {
@@ -49,6 +118,10 @@ pub(crate) fn encode(m: &OrderMetadata) -> Vec<(&'static str, String)> {
     f.push(("status", m.status.as_str().to_owned()));
     f.push(("version", m.version.to_string()));
     f.push(("history", history_to_json(&m.history)));
+    if let Some(lease) = &m.lease {
+        f.push(("lease_token", lease.token.clone()));
+        f.push(("lease_until", to_micros(lease.until).to_string()));
+    }
     f
 }
 
@@ -171,9 +244,20 @@ fn decode_inner(order_id: &str, h: &RawHash) -> Result<OrderMetadata, StoreError
         cancel_tx_hash: text(h, "cancel_tx_hash")?.map(str::to_owned),
         version: parse_u64("version", required(h, "version")?)?,
         history: history_from_json(required(h, "history")?)?,
+        lease: match (text(h, "lease_token")?, text(h, "lease_until")?) {
+            (None, None) => None,
+            (Some(token), Some(until)) => {
+                Some(Lease::new(token, parse_micros("lease_until", until)?))
+            }
+            _ => {
+                return Err(bad(
+                    "lease_token and lease_until must be set together".into()
+                ));
+            }
+        },
     };
     // The version is an i64 in every other store; keep the same range here.
-    if i64::try_from(meta.version).is_err() {
+    if meta.version > MAX_VERSION {
         return Err(bad(format!("version {} is out of range", meta.version)));
     }
     meta.validate()?;
@@ -198,16 +282,7 @@ pub(crate) fn raw_matches(q: &ListQuery, h: &RawHash) -> bool {
             .is_none_or(|s| field("symbol") == Some(s.as_bytes()))
 }
 
-/// Collects a flat `field, value, …` array (HGETALL's RESP2 shape, as scripts return it).
-pub(crate) fn hash_from_flat(values: Vec<redis::Value>) -> Result<RawHash, StoreError> {
-    let mut h = RawHash::with_capacity(values.len() / 2);
-    let mut it = values.into_iter();
-    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        h.insert(bytes(k)?, bytes(v)?);
-    }
-    Ok(h)
-}
-
+/// One value of a script reply as bytes.
 pub(crate) fn bytes(v: redis::Value) -> Result<Vec<u8>, StoreError> {
     match v {
         redis::Value::BulkString(b) => Ok(b),
@@ -256,10 +331,99 @@ mod tests {
     }
 
     #[test]
+    fn fields_name_every_field_encode_writes() {
+        let mut m = sample();
+        m.status = OrderStatus::Cancelled;
+        m.history[0].status = OrderStatus::Cancelled;
+        m.price = Some("1".into());
+        m.cancelled_at = Some(now());
+        m.tx_hash = Some("t".into());
+        m.cancel_tx_hash = Some("c".into());
+        for (f, _) in encode(&m) {
+            assert!(FIELDS.contains(&f), "{f}");
+        }
+        m.good_til = GoodTil::BlockTime(1);
+        assert!(encode(&m).iter().any(|(f, _)| *f == "good_til_block_time"));
+    }
+
+    #[test]
+    fn versions_saturate() {
+        assert_eq!(next_version(1), 2);
+        assert_eq!(next_version(MAX_VERSION - 1), MAX_VERSION);
+        assert_eq!(next_version(MAX_VERSION), MAX_VERSION);
+        let mut m = sample();
+        m.version = MAX_VERSION;
+        assert_eq!(decode("a", &raw(&m)).expect("i64::MAX is a version").version, MAX_VERSION);
+    }
+
+    #[test]
+    fn changes_set_what_differs_and_delete_what_went() {
+        let mut m = sample();
+        m.status = OrderStatus::Cancelling;
+        m.history[0].status = OrderStatus::Cancelling;
+        m.lease = Some(Lease::new("t", now()));
+        let mut stored = raw(&m);
+        stored.insert(b"op".to_vec(), b"x".to_vec());
+        stored.insert(b"extra".to_vec(), b"kept".to_vec());
+        // Stored with a leading zero: rewritten to the canonical form.
+        stored.insert(b"client_id".to_vec(), b"01".to_vec());
+        let mut next = m.clone();
+        next.status = OrderStatus::Active;
+        next.history[0].status = OrderStatus::Active;
+        next.lease = None;
+        let (set, delete) = changes(&stored, &next);
+        let set: Vec<&str> = set.iter().map(|(f, _)| *f).collect();
+        assert_eq!(set, ["client_id", "status", "history"]);
+        assert_eq!(delete, ["lease_token", "lease_until"]);
+    }
+
+    #[test]
+    fn the_time_range_is_what_from_micros_reads() {
+        let lo = chrono::DateTime::<chrono::Utc>::MIN_UTC.timestamp_micros();
+        let hi = chrono::DateTime::<chrono::Utc>::MAX_UTC.timestamp_micros();
+        assert!(from_micros(lo).is_ok() && from_micros(hi).is_ok());
+        assert!(from_micros(lo - 1).is_err() && from_micros(hi + 1).is_err());
+    }
+
+    #[test]
     fn round_trips() {
         let mut m = sample();
         m.tx_hash = Some(String::new());
         assert_eq!(decode("a", &raw(&m)).expect("decode"), m);
+    }
+
+    #[test]
+    fn leases_round_trip_and_are_read_strictly() {
+        let mut m = sample();
+        m.status = OrderStatus::Cancelling;
+        m.history[0].status = OrderStatus::Cancelling;
+        m.lease = Some(ordermeta_core::Lease::new("canceller-1", now()));
+        let h = raw(&m);
+        assert!(h.contains_key(b"lease_token".as_slice()));
+        assert_eq!(decode("a", &h).expect("decode"), m);
+        let cases: [(&[u8], Option<&[u8]>); 4] = [
+            (b"lease_until", Some(b"soon")),
+            (b"lease_until", Some(b"1.5")),
+            (b"lease_until", None),
+            (b"lease_token", None),
+        ];
+        for (field, value) in cases {
+            let mut h = raw(&m);
+            match value {
+                Some(v) => h.insert(field.to_vec(), v.to_vec()),
+                None => h.remove(field),
+            };
+            let err = decode("a", &h).expect_err("corrupt lease");
+            assert_eq!(err.kind(), ordermeta_core::ErrorKind::InvalidMetadata);
+            assert!(err.to_string().contains("order a"), "{err}");
+        }
+        // Only a cancelling order holds a lease.
+        let mut h = raw(&m);
+        h.insert(b"status".to_vec(), b"active".to_vec());
+        let err = decode("a", &h).expect_err("lease on an active order");
+        assert!(err.to_string().contains("lease"), "{err}");
+        // No lease: no fields.
+        assert!(!raw(&sample()).contains_key(b"lease_until".as_slice()));
     }
 
     #[test]

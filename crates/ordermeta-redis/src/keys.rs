@@ -48,6 +48,16 @@ impl KeyLayout {
         format!("{}:o:{order_id}", self.tag)
     }
 
+    /// `{ns}:o:<member>` for an index member read as bytes (which may not be UTF-8, so no
+    /// order id: such a key still names what an index points to).
+    pub(crate) fn order_bytes(&self, member: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(self.tag.len() + 3 + member.len());
+        k.extend_from_slice(self.tag.as_bytes());
+        k.extend_from_slice(b":o:");
+        k.extend_from_slice(member);
+        k
+    }
+
     /// `{ns}:ids`: ZSET of every order id, score 0 (paged with ZRANGEBYLEX, byte order).
     pub fn ids(&self) -> String {
         format!("{}:ids", self.tag)

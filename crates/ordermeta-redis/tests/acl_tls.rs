@@ -1,7 +1,5 @@
 //! ACL user and password, and TLS (`rediss://`), taken from the URL, against private servers.
 
-mod common;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -10,6 +8,7 @@ use ordermeta_core::{
     ErrorKind, ExpireRequest, ListQuery, MetadataStore, MetadataStoreExt, OrderStatus,
 };
 use ordermeta_redis::RedisStore;
+use ordermeta_testkit::redis::RedisServer;
 
 async fn exercise(store: &RedisStore) {
     store
@@ -45,30 +44,29 @@ async fn exercise(store: &RedisStore) {
 /// script touches a key outside it — and nothing in any other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acl_user_confined_to_its_namespace() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = common::free_port();
-    let _server = common::RedisServer::start(
-        port,
-        dir.path(),
-        &[
-            "--user",
-            "default",
-            "off",
-            "--user",
-            "bot",
-            "on",
-            ">s3cret",
-            "~{acl-ns}:*",
-            "+@all",
-        ],
-    );
+    let server = RedisServer::start_private(&[
+        "--user",
+        "default",
+        "off",
+        "--user",
+        "bot",
+        "on",
+        ">s3cret",
+        "~{acl-ns}:*",
+        "+@all",
+    ]);
+    let port = server.port;
     let url = format!("redis://bot:s3cret@127.0.0.1:{port}");
-    let store = RedisStore::connect(&url, "acl-ns")
+    let store = RedisStore::options()
+        .namespace("acl-ns")
+        .connect(&url)
         .await
         .expect("ACL login from the URL");
     exercise(&store).await;
 
-    let other = RedisStore::connect(&url, "other-ns")
+    let other = RedisStore::options()
+        .namespace("other-ns")
+        .connect(&url)
         .await
         .expect("connect");
     let err = other
@@ -77,7 +75,10 @@ async fn acl_user_confined_to_its_namespace() {
         .expect_err("outside its keys");
     assert_eq!(err.kind(), ErrorKind::Backend, "{err}");
 
-    let wrong = RedisStore::connect(&format!("redis://bot:wrong@127.0.0.1:{port}"), "acl-ns").await;
+    let wrong = RedisStore::options()
+        .namespace("acl-ns")
+        .connect(&format!("redis://bot:wrong@127.0.0.1:{port}"))
+        .await;
     assert_eq!(wrong.err().map(|e| e.kind()), Some(ErrorKind::Backend));
 }
 
@@ -157,10 +158,10 @@ async fn tls_from_the_url() {
             "ext.cnf",
         ],
     );
-    let port = common::free_port();
+    let port = ordermeta_testkit::net::free_port();
     let path = |f: &str| d.join(f).display().to_string();
     let (cert, key, ca) = (path("server.crt"), path("server.key"), path("ca.crt"));
-    let _server = common::RedisServer::start(
+    let _server = RedisServer::start(
         port,
         &d.join("data"),
         &[
@@ -184,10 +185,10 @@ async fn tls_from_the_url() {
     let url = format!("rediss://:tlspw@127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(20);
     let store = loop {
-        match RedisStore::builder(&url)
-            .namespace(common::unique_namespace("tls"))
+        match RedisStore::options()
+            .namespace(ordermeta_testkit::unique_name("tls"))
             .tls_root_cert(pem.clone())
-            .connect()
+            .connect(&url)
             .await
         {
             Ok(s) => break s,
@@ -199,6 +200,6 @@ async fn tls_from_the_url() {
     };
     exercise(&store).await;
     // Without the CA, the server's certificate is not trusted.
-    let untrusted = RedisStore::builder(&url).namespace("tls-x").connect().await;
+    let untrusted = RedisStore::options().namespace("tls-x").connect(&url).await;
     assert_eq!(untrusted.err().map(|e| e.kind()), Some(ErrorKind::Backend));
 }

@@ -10,11 +10,12 @@ use std::sync::OnceLock;
 use ordermeta_core::conformance::{TestStore, short_term};
 use ordermeta_core::{MetadataStore, MetadataStoreExt, OrderStatus};
 use ordermeta_redis::redis;
+use ordermeta_testkit::redis::Cluster;
 
 /// One cluster for the whole binary; its servers die with the process (see `RedisServer`).
-fn cluster() -> &'static common::Cluster {
-    static CLUSTER: OnceLock<common::Cluster> = OnceLock::new();
-    CLUSTER.get_or_init(common::Cluster::start)
+fn cluster() -> &'static Cluster {
+    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+    CLUSTER.get_or_init(Cluster::start)
 }
 
 async fn setup() -> TestStore {
@@ -62,19 +63,16 @@ async fn namespaces_spread_over_the_masters() {
     };
     let mut masters = BTreeSet::new();
     for i in 0..24 {
-        let ns = common::unique_namespace("spread");
-        let builder = if i % 2 == 0 {
-            ordermeta_redis::RedisStore::builder(&c.url())
+        let ns = ordermeta_testkit::unique_name("spread");
+        let options = ordermeta_redis::RedisStore::options().namespace(ns);
+        let store = if i % 2 == 0 {
+            options.connect(&c.url()).await
         } else {
             // One seed node is enough; the client discovers the others.
             let seed = format!("redis://127.0.0.1:{}", c.nodes[i % 3].port);
-            ordermeta_redis::RedisStoreBuilder::cluster([seed])
-        };
-        let store = builder
-            .namespace(ns)
-            .connect()
-            .await
-            .expect("connect to the cluster");
+            options.connect_cluster([seed]).await
+        }
+        .expect("connect to the cluster");
         let slot: i64 = redis::cmd("CLUSTER")
             .arg("KEYSLOT")
             .arg(store.keys().ids())

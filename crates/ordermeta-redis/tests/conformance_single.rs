@@ -11,9 +11,10 @@ use ordermeta_core::{
 };
 use ordermeta_redis::RedisStore;
 use ordermeta_redis::redis::{self, AsyncCommands as _};
+use ordermeta_testkit::redis::RedisServer;
 
 async fn setup() -> TestStore {
-    common::test_store(common::connect_fresh(&common::redis_url(), "single").await)
+    common::test_store(common::connect_fresh(&ordermeta_testkit::redis_url(), "single").await)
 }
 
 ordermeta_core::conformance_tests!(setup);
@@ -47,7 +48,7 @@ async fn raw_keys(store: &RedisStore) -> Vec<String> {
 /// all of them.
 #[tokio::test]
 async fn keys_carry_the_hash_tag_and_cleanup_removes_them() {
-    let store = common::connect_fresh(&common::redis_url(), "layout").await;
+    let store = common::connect_fresh(&ordermeta_testkit::redis_url(), "layout").await;
     let recs = vec![
         short_term("k-1", OrderStatus::Active, 5),
         long_term("k-2 {odd} id", OrderStatus::Pending, 5),
@@ -82,7 +83,7 @@ async fn keys_carry_the_hash_tag_and_cleanup_removes_them() {
 /// Corrupt values in the HASH are `InvalidMetadata` from `get` and land in `Page::invalid`.
 #[tokio::test]
 async fn corrupt_values_are_invalid_metadata() {
-    let store = common::connect_fresh(&common::redis_url(), "corrupt").await;
+    let store = common::connect_fresh(&ordermeta_testkit::redis_url(), "corrupt").await;
     let ts = common::test_store(store.clone());
     ts.run(|s| async move {
         let cases: [(&str, &str, &str); 7] = [
@@ -150,7 +151,7 @@ async fn corrupt_values_are_invalid_metadata() {
 /// must stop the transition before it writes anything.
 #[tokio::test]
 async fn versions_count_exactly_at_every_size() {
-    let store = common::connect_fresh(&common::redis_url(), "version").await;
+    let store = common::connect_fresh(&ordermeta_testkit::redis_url(), "version").await;
     let ts = common::test_store(store.clone());
     ts.run(|s| async move {
         let mut conn = store.connection();
@@ -200,10 +201,10 @@ async fn versions_count_exactly_at_every_size() {
 /// skips and purge sweeps what the TTL leaves behind in the indexes.
 #[tokio::test]
 async fn terminal_retention_ttl() {
-    let store = RedisStore::builder(&common::redis_url())
-        .namespace(common::unique_namespace("ttl"))
+    let store = RedisStore::options()
+        .namespace(ordermeta_testkit::unique_name("ttl"))
         .terminal_retention(Some(Duration::from_millis(300)))
-        .connect()
+        .connect(&ordermeta_testkit::redis_url())
         .await
         .expect("Redis at REDIS_URL is required");
     let ts = common::test_store(store.clone());
@@ -272,12 +273,11 @@ async fn terminal_retention_ttl() {
 #[tokio::test]
 async fn lost_reply_is_resolved_by_reading_back() {
     // A private server: CLIENT PAUSE stalls every client of the server.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = common::RedisServer::start(common::free_port(), dir.path(), &[]);
-    let store = RedisStore::builder(&server.url())
-        .namespace(common::unique_namespace("lost"))
+    let server = RedisServer::start_private(&[]);
+    let store = RedisStore::options()
+        .namespace(ordermeta_testkit::unique_name("lost"))
         .response_timeout(Some(Duration::from_millis(150)))
-        .connect()
+        .connect(&server.url())
         .await
         .expect("connect");
     store

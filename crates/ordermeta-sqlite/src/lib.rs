@@ -49,16 +49,22 @@
 //! Options, URLs and existing pools:
 //!
 //! ```no_run
-//! # async fn f(pool: ordermeta_sqlite::sqlx::SqlitePool) -> Result<(), ordermeta_core::StoreError> {
+//! # async fn f(pool: ordermeta_sqlite::sqlx::SqlitePool) -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
-//! use ordermeta_sqlite::{SqliteStore, Synchronous};
-//! // Every commit fsynced: survives a power loss (see `Synchronous`).
+//! use ordermeta_sqlite::{SqliteStore, SqliteStoreOptions, Synchronous};
+//! // Every commit fsynced: survives a power loss (see `Synchronous`). Calls may take up to
+//! // 2 s; another process's write lock is waited for up to 1.5 s of that.
 //! let durable = SqliteStore::options()
 //!     .synchronous(Synchronous::Full)
-//!     .busy_timeout(Duration::from_secs(10))
+//!     .operation_timeout(Duration::from_secs(2))
+//!     .busy_timeout(Duration::from_millis(1500))
 //!     .open("/var/lib/bot/orders.db")
 //!     .await?;
 //! let from_url = SqliteStore::connect("sqlite:///var/lib/bot/orders.db").await?;
+//! // A URL from configuration, checked first (no `schema=` or `namespace=`: those are
+//! // other stores' parameters).
+//! let (options, url) = SqliteStoreOptions::from_url("sqlite:///var/lib/bot/orders.db")?;
+//! let configured = options.connect(&url).await?;
 //! let in_memory = SqliteStore::connect("sqlite::memory:").await?; // tests only: not durable
 //! let shared = SqliteStore::from_pool(pool).await?; // the application's own pool
 //! # Ok(()) }
@@ -76,11 +82,13 @@
 //! ## Concurrency
 //!
 //! - **Writers in one process** take the store's write lock (a FIFO async mutex) and write one
-//!   at a time: they queue in order and never meet `SQLITE_BUSY` from each other. **Readers** use their own connections
+//!   at a time: they queue in order and never meet `SQLITE_BUSY` from each other. **Readers**
+//!   use their own connections
 //!   ([`SqliteStoreOptions::max_read_connections`]); WAL lets them read while a write
 //!   commits.
 //! - **Other processes** on the same file are arbitrated by SQLite's lock with
-//!   [`SqliteStoreOptions::busy_timeout`] (default 5 s): a writer waits for the other
+//!   [`SqliteStoreOptions::busy_timeout`] (default 4 s, never more than 4/5 of the
+//!   operation timeout, see [Deadlines](#deadlines)): a writer waits for the other
 //!   process's write to commit. Single-statement writes take the lock at their start;
 //!   multi-statement writes (`record_many`, `expire` with both clocks, migrations) begin with
 //!   `BEGIN IMMEDIATE`, so no statement inside a transaction can fail with `SQLITE_BUSY`
@@ -88,11 +96,51 @@
 //!   [`StoreError::Backend`](ordermeta_core::StoreError::Backend)
 //!   ([`SqliteError::is_busy`] tells).
 //! - `transition` is one compare-and-set statement,
-//!   `UPDATE … WHERE order_id = ? AND status IN (…) RETURNING …`: of many concurrent claimers
-//!   (tasks or processes) exactly one wins. A loser reads the status it lost to, for
-//!   `StatusConflict`.
+//!   `UPDATE … WHERE order_id = ? AND status IN (…) [AND <lease condition>] RETURNING …`: of
+//!   many concurrent claimers (tasks or processes) exactly one wins. A loser reads the status
+//!   and lease it lost to, for `StatusConflict`.
 //! - Network file systems (NFS, SMB) do not give SQLite working locks or shared memory: keep
 //!   the file on a local disk. For several machines, use the PostgreSQL or Redis store.
+//!
+//! ## Claim leases
+//!
+//! A `cancelling` record carries its claim's [`Lease`](ordermeta_core::Lease) in two
+//! columns: `lease_token` (TEXT, who holds the claim) and `lease_until` (INTEGER
+//! microseconds since the epoch, like every timestamp here). Both are NULL when the record
+//! holds no lease: any other status, or a claim taken before leases existed, which counts as
+//! run out. `record` and `record_many` store the record's lease; `transition` writes the
+//! request's lease when entering `cancelling` and clears it otherwise; `expire` clears it.
+//!
+//! The lease condition of a request is part of the same compare-and-set statement:
+//! `require_expired_lease` adds `AND (lease_until IS NULL OR lease_until <= <at>)` (how a
+//! stale claim is re-claimed by exactly one canceller), `require_lease(token)` adds
+//! `AND lease_token = <token>`. A request whose status or lease condition does not hold
+//! answers `StatusConflict` with the current status, and writes nothing. A row with only one
+//! of the two columns set, or a lease on an order that is not `cancelling`, is a corrupt row
+//! (`InvalidMetadata`).
+//!
+//! ## Deadlines
+//!
+//! Every call completes or fails within [`SqliteStoreOptions::operation_timeout`] (default
+//! [`DEFAULT_OPERATION_TIMEOUT`](ordermeta_core::backend::DEFAULT_OPERATION_TIMEOUT), 5 s),
+//! its wait for the store's write lock and for a connection included; so does opening the
+//! store (WAL switch and migrations). SQLite waits for another process's lock *inside* a
+//! statement, where the deadline cannot interrupt it, so the busy timeout is capped at 4/5
+//! of the operation timeout: a write kept out by another process fails with a busy
+//! `Backend` error, nothing written, before the deadline (measured: 0.8 s for a 1 s
+//! deadline).
+//!
+//! A call that misses the deadline fails with
+//! [`StoreError::Timeout`](ordermeta_core::StoreError::Timeout). For a write (`record`,
+//! `record_many`, `transition`) the outcome is then **unknown**: a statement already handed
+//! to SQLite may still commit (typically a writer that queued behind another one for most of
+//! its deadline). The store reads the record back at once, within
+//! [`SqliteStoreOptions::read_back_timeout`] (default 1 s): if the write applied, the call
+//! succeeds (a transition returns the stored record); if not (yet), or if the read-back
+//! fails, the answer stays `Timeout`. It never writes again by itself. A caller resolves a
+//! `Timeout` the same way: read the record back (a few seconds later, once any left-over
+//! statement has ended) before deciding anything. `expire` is not read back (expiring again
+//! is harmless); `purge` applies the deadline to each of its batches.
 //!
 //! ## Schema and migrations
 //!
@@ -114,6 +162,18 @@
 //! run in one `BEGIN IMMEDIATE` transaction: processes starting together migrate once. A
 //! database migrated by a newer ordermeta, or with a modified script, is refused at start.
 //!
+//! | version | script | what it does |
+//! |---|---|---|
+//! | 1 | `0001_create_dydx_order_metadata.sql` | the table and its indexes |
+//! | 2 | `0002_claim_leases.sql` | adds `lease_token` and `lease_until` (NULL: no lease); no row is rewritten, so it is instant on any table |
+//!
+//! A database from before leases is migrated at its next open; its `cancelling` records then
+//! hold no lease, so a canceller may re-claim them at once. Processes built before this
+//! migration keep working on the migrated file but neither write nor clear leases: a claim an
+//! old process takes looks stale to new ones at once, and an order an old process moves out
+//! of `cancelling` keeps its lease, which new processes read as a corrupt row. Upgrade every
+//! process sharing a file together.
+//!
 //! ## Corrupt rows
 //!
 //! Every column is decoded strictly (base64 OrderId checked against its separate columns,
@@ -128,22 +188,29 @@
 //! ## Errors
 //!
 //! Classified by SQLite result code and driver error kind, never by message text: primary-key
-//! clash → `AlreadyExists`; undecodable stored rows → `InvalidMetadata`; everything else →
-//! `Backend` with a [`SqliteError`] source saying which problem it is (missing directory,
-//! unwritable file, failed migration, busy database, I/O error).
+//! clash → `AlreadyExists`; undecodable stored rows → `InvalidMetadata`; a missed deadline →
+//! `Timeout` (outcome unknown, see [Deadlines](#deadlines)); everything else → `Backend` with
+//! a [`SqliteError`] source saying which problem it is (missing directory, unwritable file,
+//! failed migration, busy database, I/O error).
 #![deny(missing_docs)]
 
 mod error;
 mod migrate;
+mod options;
 mod row;
+mod sql;
 mod store;
 
 pub use error::SqliteError;
 pub use migrate::MIGRATIONS_TABLE;
-pub use store::{
-    DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_BUSY_TIMEOUT, DEFAULT_MAX_READ_CONNECTIONS, PURGE_BATCH_SIZE,
-    SqliteStore, SqliteStoreOptions, Synchronous, TABLE,
+pub use options::{
+    DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_BUSY_TIMEOUT, DEFAULT_MAX_READ_CONNECTIONS,
+    DEFAULT_READ_BACK_TIMEOUT, SqliteStoreOptions, Synchronous, URL_SCHEMES,
 };
+#[cfg(feature = "bench-internals")]
+#[doc(hidden)]
+pub use sql::bench_sql;
+pub use store::{PURGE_BATCH_SIZE, SqliteStore, TABLE};
 
 /// The sqlx this crate is built with, so applications use the same version for pools and
 /// connect options.

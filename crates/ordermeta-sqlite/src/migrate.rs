@@ -24,11 +24,18 @@ struct Migration {
 
 /// Every migration, in order. Scripts are append-only: an applied script must never change
 /// (its checksum is verified at every start).
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "create dydx_order_metadata",
-    sql: include_str!("../migrations/0001_create_dydx_order_metadata.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "create dydx_order_metadata",
+        sql: include_str!("../migrations/0001_create_dydx_order_metadata.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "claim leases",
+        sql: include_str!("../migrations/0002_claim_leases.sql"),
+    },
+];
 
 /// FNV-1a (64 bit) of the script with `\r` removed, as hex: a checkout with CRLF line
 /// endings must not look like a modified migration.
@@ -176,8 +183,14 @@ mod tests {
     fn unknown_and_modified_migrations_are_refused() {
         assert!(pending(&[(99, "x".into())]).is_err());
         assert!(pending(&[(1, "0000".into())]).is_err());
-        let ok = pending(&[(1, checksum(MIGRATIONS[0].sql))]).expect("up to date");
-        assert!(ok.is_empty());
+        let all: Vec<(i64, String)> = MIGRATIONS
+            .iter()
+            .map(|m| (m.version, checksum(m.sql)))
+            .collect();
+        assert!(pending(&all).expect("up to date").is_empty());
+        // A database created before leases gets exactly the lease migration.
+        let behind = pending(&all[..1]).expect("one behind");
+        assert_eq!(behind.iter().map(|m| m.version).collect::<Vec<_>>(), [2]);
         assert_eq!(pending(&[]).expect("fresh").len(), MIGRATIONS.len());
     }
 }

@@ -1,8 +1,8 @@
 //! Between [`OrderMetadata`] and a `dydx_order_metadata` row: encoding for inserts, strict
 //! decoding of what comes back.
 
-use ordermeta_core::model::{history_from_json, history_to_json};
-use ordermeta_core::{GoodTil, OrderId, OrderMetadata, StoreError, from_micros, to_micros};
+use ordermeta_core::backend::{history_from_json, history_to_json, lease_from_parts};
+use ordermeta_core::{GoodTil, Lease, OrderId, OrderMetadata, StoreError, from_micros, to_micros};
 use sqlx::Row as _;
 use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteRow};
 
@@ -13,13 +13,13 @@ macro_rules! columns {
         "order_id, dydx_order_id, good_until_block, good_til_block_time, client_id, \
          subaccount_number, owner, order_flags, clob_pair_id, symbol, side, quantity, price, \
          order_type, placed_at, updated_at, cancelled_at, tx_hash, cancel_tx_hash, status, \
-         version, history"
+         version, history, lease_token, lease_until"
     };
 }
 pub(crate) use columns;
 
 /// Column names by index, for error messages.
-const NAMES: [&str; 22] = [
+const NAMES: [&str; 24] = [
     "order_id",
     "dydx_order_id",
     "good_until_block",
@@ -42,6 +42,8 @@ const NAMES: [&str; 22] = [
     "status",
     "version",
     "history",
+    "lease_token",
+    "lease_until",
 ];
 
 type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
@@ -76,7 +78,9 @@ pub(crate) fn bind_record<'q>(q: Query<'q>, m: &'q OrderMetadata) -> Result<Quer
         .bind(m.cancel_tx_hash.as_deref())
         .bind(m.status.as_str())
         .bind(version)
-        .bind(history_to_json(&m.history)))
+        .bind(history_to_json(&m.history))
+        .bind(m.lease.as_ref().map(|l| l.token.as_str()))
+        .bind(m.lease.as_ref().map(|l| to_micros(l.until))))
 }
 
 /// Reads column `i` as `T`; a NULL where none belongs or a value of another type is
@@ -103,10 +107,12 @@ fn to_u32(v: i64, i: usize) -> Result<u32, StoreError> {
 
 fn parse_col<T>(row: &SqliteRow, i: usize) -> Result<T, StoreError>
 where
-    T: std::str::FromStr<Err = StoreError>,
+    T: std::str::FromStr,
+    StoreError: From<T::Err>,
 {
     let s: &str = col(row, i)?;
-    s.parse::<T>().map_err(|e| prefix(e, NAMES[i]))
+    s.parse::<T>()
+        .map_err(|e| prefix(StoreError::from(e), NAMES[i]))
 }
 
 /// Prefixes the reason of an `InvalidMetadata` with the column it came from.
@@ -118,6 +124,15 @@ fn prefix(e: StoreError, column: &str) -> StoreError {
         },
         other => other,
     }
+}
+
+/// The lease columns of a row: both set, or both NULL (no lease).
+fn lease(row: &SqliteRow) -> Result<Option<Lease>, StoreError> {
+    let until = col::<Option<i64>>(row, 23)?
+        .map(from_micros)
+        .transpose()
+        .map_err(|e| prefix(e, NAMES[23]))?;
+    lease_from_parts(col::<Option<String>>(row, 22)?, until)
 }
 
 /// The `order_id` column of a row (what errors and cursors name).
@@ -204,6 +219,7 @@ fn decode_inner(row: &SqliteRow, order_id: &str) -> Result<OrderMetadata, StoreE
         cancel_tx_hash: col(row, 18)?,
         version,
         history,
+        lease: lease(row)?,
     };
     meta.validate()?;
     Ok(meta)

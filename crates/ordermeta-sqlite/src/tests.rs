@@ -1,7 +1,7 @@
 //! Unit tests that need the crate's private statements.
 
 use crate::SqliteStore;
-use crate::store::{expire_statements, purge_statement};
+use crate::sql::{EXPIRE_BY_BLOCK, EXPIRE_BY_TIME, PURGE};
 
 async fn plan(store: &SqliteStore, sql: &str) -> String {
     let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
@@ -18,7 +18,7 @@ async fn expire_and_purge_use_their_indexes() {
     let store = SqliteStore::open(dir.path().join("plan.db"))
         .await
         .expect("open");
-    let [by_block, by_time] = expire_statements();
+    let (by_block, by_time) = (EXPIRE_BY_BLOCK, EXPIRE_BY_TIME);
     let p = plan(&store, by_block).await;
     assert!(
         p.contains("INDEX dydx_order_metadata_expire_block_idx (status=? AND good_until_block"),
@@ -30,7 +30,7 @@ async fn expire_and_purge_use_their_indexes() {
         p.contains("INDEX dydx_order_metadata_expire_time_idx (status=? AND good_til_block_time"),
         "{p}"
     );
-    let p = plan(&store, purge_statement()).await;
+    let p = plan(&store, PURGE).await;
     assert!(
         p.contains("INDEX dydx_order_metadata_purge_idx (status=? AND updated_at<?)"),
         "{p}"

@@ -2,11 +2,13 @@
 
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::Path;
+use std::time::Duration;
 
 use ordermeta_core::OrderStatus;
 use ordermeta_core::conformance::short_term;
 use ordermeta_core::{ErrorKind, MetadataStore, StoreError};
 use ordermeta_sqlite::{SqliteError, SqliteStore};
+use ordermeta_testkit::child::Child;
 
 fn source(e: &StoreError) -> &SqliteError {
     match e {
@@ -105,32 +107,17 @@ fn rerun_as_nobody() {
     if std::env::var_os(AS_NOBODY).is_some() {
         panic!("running as root although started as nobody");
     }
-    let Some(runuser) = ["/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
+    let Some(child) = Child::spawn_as("nobody", "read_only_directory_and_file", AS_NOBODY, "1")
     else {
         eprintln!("runuser not found: the non-root assertions were not run in this environment");
         return;
     };
-    let exe = std::env::current_exe().expect("current exe");
-    let out = std::process::Command::new(runuser)
-        .args(["-u", "nobody", "--"])
-        .arg(exe)
-        .args(["--exact", "read_only_directory_and_file", "--nocapture"])
-        .env(AS_NOBODY, "1")
-        .env("TMPDIR", std::env::temp_dir())
-        .current_dir(std::env::temp_dir())
-        .output()
-        .expect("run the test as nobody");
+    let out = child.wait_success(Duration::from_secs(120));
     assert!(
-        out.status.success(),
-        "as nobody: {}\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        out.stdout.iter().any(|l| l.contains("1 passed")),
+        "as nobody: {:?}",
+        out.stdout
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("1 passed"), "as nobody: {stdout}");
     eprintln!("and as nobody: the read-only directory and file were refused");
 }
 

@@ -1,20 +1,19 @@
 //! Two OS processes (this test binary, re-invoked) race to claim the same 1,000 orders in one
 //! database file: every order is claimed exactly once and no SQLITE_BUSY surfaces.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt as _;
 use ordermeta_core::conformance::short_term;
 use ordermeta_core::{ListQuery, MetadataStore, MetadataStoreExt, OrderStatus, StoreError};
 use ordermeta_sqlite::SqliteStore;
+use ordermeta_testkit::child::{self, Child, Gate};
+use ordermeta_testkit::count::assert_each_once;
 
 const TEST_NAME: &str = "two_processes_claim_each_order_once";
+/// A child's role ("a" or "b"), database file and gate, on three lines.
 const ROLE: &str = "ORDERMETA_SQLITE_CHILD";
-const DB: &str = "ORDERMETA_SQLITE_CHILD_DB";
-const DIR: &str = "ORDERMETA_SQLITE_CHILD_DIR";
 const ORDERS: usize = 1_000;
 /// Claims each child keeps in flight (its writer connection serialises them in-process;
 /// the other process is what contends for the file lock).
@@ -25,24 +24,21 @@ fn order_id(i: usize) -> String {
     format!("mp-{i:04}")
 }
 
-/// Polls for `path` to exist, up to the deadline.
-fn wait_for(path: &Path) {
-    let start = Instant::now();
-    while !path.exists() {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "timed out waiting for {}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+/// A child's role, database file and gate, from its payload.
+fn child_spec(payload: &str) -> (String, PathBuf, PathBuf) {
+    let mut lines = payload.lines();
+    let mut next = |what| lines.next().unwrap_or_else(|| panic!("{ROLE}: no {what}"));
+    let role = next("role").to_owned();
+    let db = PathBuf::from(next("db"));
+    let gate = PathBuf::from(next("gate"));
+    (role, db, gate)
 }
 
 #[test]
 fn two_processes_claim_each_order_once() {
-    match std::env::var(ROLE) {
-        Ok(role) => child(&role),
-        Err(_) => parent(),
+    match child::payload(ROLE) {
+        Some(payload) => claim_child(&payload),
+        None => parent(),
     }
 }
 
@@ -51,14 +47,12 @@ fn two_processes_claim_each_order_once() {
 /// then write.
 #[test]
 fn two_processes_create_one_file_at_once() {
-    if let Ok(role) = std::env::var(ROLE) {
-        return create_child(&role);
+    if let Some(payload) = child::payload(ROLE) {
+        return create_child(&payload);
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("fresh.db");
-    let children = spawn_children(CREATE_TEST_NAME, &db, dir.path());
-    std::fs::write(dir.path().join("go"), b"").expect("go");
-    wait_children(children);
+    race(CREATE_TEST_NAME, &db);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let store = SqliteStore::open(&db).await.expect("open");
@@ -70,7 +64,7 @@ fn two_processes_create_one_file_at_once() {
                 .fetch_one(store.pool())
                 .await
                 .expect("migrations");
-        assert_eq!(applied, 1, "migrated exactly once");
+        assert_eq!(applied, 2, "each migration ran exactly once");
         store.close().await;
     });
 }
@@ -78,11 +72,10 @@ fn two_processes_create_one_file_at_once() {
 const CREATE_TEST_NAME: &str = "two_processes_create_one_file_at_once";
 const CREATE_ORDERS: usize = 100;
 
-fn create_child(role: &str) {
-    let db = PathBuf::from(std::env::var_os(DB).expect("db path"));
-    let dir = PathBuf::from(std::env::var_os(DIR).expect("dir"));
-    std::fs::write(dir.join(format!("ready-{role}")), b"").expect("ready");
-    wait_for(&dir.join("go"));
+fn create_child(payload: &str) {
+    let (role, db, gate) = child_spec(payload);
+    println!("READY");
+    Gate::wait(&gate, DEADLINE);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let store = SqliteStore::open(&db)
@@ -97,45 +90,24 @@ fn create_child(role: &str) {
         }
         store.close().await;
     });
-    std::fs::write(dir.join(format!("won-{role}")), b"").expect("done");
 }
 
-/// Starts children "a" and "b" running `test`, waits until both are ready.
-fn spawn_children(test: &str, db: &Path, dir: &Path) -> Vec<(&'static str, Child)> {
-    let exe = std::env::current_exe().expect("current exe");
-    let children: Vec<_> = ["a", "b"]
-        .into_iter()
-        .map(|role| {
-            let child = Command::new(&exe)
-                .args(["--exact", test, "--nocapture", "--test-threads=1"])
-                .env(ROLE, role)
-                .env(DB, db)
-                .env(DIR, dir)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn child");
-            (role, child)
-        })
-        .collect();
-    for (role, _) in &children {
-        wait_for(&dir.join(format!("ready-{role}")));
+/// Children "a" and "b" run `test` on `db`: both get ready, start at once, and must succeed.
+/// Returns the ids each printed as won (`WON=<id>`).
+fn race(test: &str, db: &Path) -> [Vec<String>; 2] {
+    let gate = Gate::new();
+    let mut children = ["a", "b"].map(|role| {
+        let payload = format!("{role}\n{}\n{}", db.display(), gate.path().display());
+        Child::spawn(test, ROLE, &payload)
+    });
+    for c in &mut children {
+        c.wait_for_line("READY", DEADLINE);
     }
-    children
-}
-
-/// Waits for the children; each must exit successfully.
-fn wait_children(children: Vec<(&'static str, Child)>) {
-    for (role, child) in children {
-        let out: Output = child.wait_with_output().expect("wait for child");
-        assert!(
-            out.status.success(),
-            "child {role} failed ({}):\n{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    gate.open();
+    children.map(|c| {
+        let out = c.wait_success(DEADLINE);
+        out.values("WON").into_iter().map(str::to_owned).collect()
+    })
 }
 
 fn parent() {
@@ -151,31 +123,15 @@ fn parent() {
         store.close().await;
     });
 
-    // Start both at once: each child opens the store, says it is ready, and waits for "go".
-    let children = spawn_children(TEST_NAME, &db, dir.path());
-    std::fs::write(dir.path().join("go"), b"").expect("go");
-    wait_children(children);
-    let won: Vec<BTreeSet<String>> = ["a", "b"]
-        .into_iter()
-        .map(|role| {
-            std::fs::read_to_string(dir.path().join(format!("won-{role}")))
-                .expect("child's result file")
-                .lines()
-                .map(str::to_owned)
-                .collect()
-        })
-        .collect();
-    let (a, b) = (&won[0], &won[1]);
-    let both: Vec<_> = a.intersection(b).collect();
-    assert!(both.is_empty(), "claimed by both processes: {both:?}");
-    let all: BTreeSet<String> = (0..ORDERS).map(order_id).collect();
-    let union: BTreeSet<String> = a.union(b).cloned().collect();
-    assert_eq!(union, all, "every order claimed by one of the processes");
+    // Start both at once: each child opens the store, says it is ready, and waits at the gate.
+    let [a, b] = race(TEST_NAME, &db);
     eprintln!(
         "process a claimed {}, process b claimed {}",
         a.len(),
         b.len()
     );
+    // Every order claimed by one of the processes, none by both.
+    assert_each_once(a.into_iter().chain(b), ORDERS);
 
     rt.block_on(async {
         let store = SqliteStore::open(&db).await.expect("reopen");
@@ -214,16 +170,15 @@ fn shuffled(seed: u64) -> Vec<String> {
     ids
 }
 
-/// Claims every order, in its own shuffled order; records what it won. Any error
+/// Claims every order, in its own shuffled order; prints what it won. Any error
 /// other than losing the race (StatusConflict, current = cancelling) fails the child.
-fn child(role: &str) {
-    let db = PathBuf::from(std::env::var_os(DB).expect("db path"));
-    let dir = PathBuf::from(std::env::var_os(DIR).expect("dir"));
+fn claim_child(payload: &str) {
+    let (role, db, gate) = child_spec(payload);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let (won, errors) = rt.block_on(async {
         let store = SqliteStore::open(&db).await.expect("child open");
-        std::fs::write(dir.join(format!("ready-{role}")), b"").expect("ready");
-        wait_for(&dir.join("go"));
+        println!("READY");
+        Gate::wait(&gate, DEADLINE);
         let results: Vec<(String, Result<(), StoreError>)> =
             futures::stream::iter(shuffled(if role == "a" {
                 0x9E37_79B9
@@ -255,5 +210,7 @@ fn child(role: &str) {
         (won, errors)
     });
     assert!(errors.is_empty(), "child {role} errors: {errors:#?}");
-    std::fs::write(dir.join(format!("won-{role}")), won.join("\n")).expect("write result");
+    for id in won {
+        println!("WON={id}");
+    }
 }

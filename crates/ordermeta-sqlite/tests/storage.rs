@@ -5,10 +5,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::Duration as ChronoDuration;
-use ordermeta_core::conformance::{long_term, short_term, t0};
+use ordermeta_core::conformance::{long_term, short_term, short_term_at_limits, t0};
 use ordermeta_core::{
     ErrorKind, ListQuery, MetadataStore, MetadataStoreExt, ORDER_FLAGS_CONDITIONAL, OrderMetadata,
-    OrderStatus, OrderType, Side, StoreError, TransitionRequest,
+    OrderStatus, OrderType, StoreError, TransitionRequest,
 };
 use ordermeta_sqlite::sqlx::{self, sqlite::SqliteConnectOptions, sqlite::SqlitePoolOptions};
 use ordermeta_sqlite::{SqliteError, SqliteStore, Synchronous};
@@ -16,14 +16,7 @@ use ordermeta_sqlite::{SqliteError, SqliteStore, Synchronous};
 /// Records of every shape: both good-til kinds, u32::MAX ids, unicode, no price, hashes,
 /// cancelled_at, and a history of several transitions.
 async fn varied_records(store: &SqliteStore) -> Vec<OrderMetadata> {
-    let mut a = short_term("restart-short", OrderStatus::Pending, u32::MAX);
-    a.dydx_order_id.client_id = u32::MAX;
-    a.dydx_order_id.subaccount_number = u32::MAX;
-    a.dydx_order_id.clob_pair_id = u32::MAX;
-    a.symbol = "ÉTH-USD 🚀 市场".to_owned();
-    a.price = None;
-    a.order_type = OrderType::Market;
-    a.side = Side::Sell;
+    let a = short_term_at_limits("restart-short", OrderStatus::Pending);
     let mut b = long_term("restart-long/ünïcödé", OrderStatus::Active, u32::MAX);
     b.dydx_order_id.order_flags = ORDER_FLAGS_CONDITIONAL;
     b.order_type = OrderType::StopLimit;
@@ -122,7 +115,10 @@ async fn restart_keeps_every_field_and_the_history() {
         .fetch_one(store.pool())
         .await
         .expect("migrations table");
-    assert_eq!(applied, 1, "migrations run once, whatever the restarts");
+    assert_eq!(
+        applied, 2,
+        "each migration runs once, whatever the restarts"
+    );
     store.close().await;
 }
 
@@ -168,7 +164,7 @@ async fn host_sqlx_migrations_table_is_left_alone() {
         .fetch_all(&host)
         .await
         .expect("read ours");
-    assert_eq!(ours, vec![(1,)]);
+    assert_eq!(ours, vec![(1,), (2,)]);
     store.close().await;
     host.close().await;
 
@@ -270,7 +266,7 @@ async fn wal_synchronous_and_busy_timeout_are_applied() {
     for pool in [store.pool(), store.read_pool()] {
         assert_eq!(pragma(pool, "journal_mode").await, "wal");
         assert_eq!(pragma(pool, "synchronous").await, "1", "NORMAL by default");
-        assert_eq!(pragma(pool, "busy_timeout").await, "5000");
+        assert_eq!(pragma(pool, "busy_timeout").await, "4000");
     }
     store.close().await;
 

@@ -2,16 +2,19 @@
 #![allow(dead_code)]
 
 use chrono::{DateTime, TimeDelta, Utc};
-use dydx::indexer::{ClobPairId, Denom, Height};
+use cosmos_sdk_proto::cosmos::base::tendermint::v1beta1::GetLatestBlockRequest;
+use cosmos_sdk_proto::cosmos::base::tendermint::v1beta1::service_client::ServiceClient;
+use cosmos_sdk_proto::cosmos::tx::v1beta1::{GetTxRequest, GetTxResponse};
+use dydx::indexer::Height;
+use dydx::node::sequencer::{Nonce, Sequencer};
 use dydx::node::{
-    Account, ChainId, NodeClient, NodeConfig, NodeError, OrderBuilder, OrderId, OrderMarketParams,
-    OrderSide, Wallet,
+    Account, Address, ChainId, NodeClient, NodeConfig, NodeError, OrderBuilder, OrderId, OrderSide,
+    Wallet,
 };
 use dydx_proto::dydxprotocol::clob::Order;
-use ordermeta_dydx_sim::{SimConfig, SimHandle, SimNode};
-
-/// The `dydx` crate's example mnemonic.
-pub const MNEMONIC: &str = "mirror actor skill push coach wait confirm orchard lunch mobile athlete gossip awake miracle matter bus reopen team ladder lazy list timber render wait";
+pub use ordermeta_dydx_sim::fixtures::{MNEMONIC, market};
+use ordermeta_dydx_sim::{SimConfig, SimHandle, SimNode, fixtures};
+use tonic::transport::Channel;
 
 pub struct Env {
     pub sim: SimHandle,
@@ -27,22 +30,92 @@ pub fn init_crypto() {
 
 pub fn node_config(sim: &SimHandle, chain_id: ChainId) -> NodeConfig {
     NodeConfig {
-        endpoint: sim.endpoint(),
-        timeout: 10_000,
         chain_id,
-        fee_denom: Denom::Usdc,
-        manage_sequencing: true,
+        ..fixtures::node_config(sim.endpoint())
     }
 }
 
+/// Timestamp nonces taken from the chain's own clock: the latest block's time in ms, strictly
+/// increasing per sequencer. Always inside the 30 s window whatever the block clock, unique,
+/// and never below the account's kept nonces: a process can sign any number of stateful txs
+/// per block, and rejected txs leave no gap (unlike a local sequence counter). Plugged into the
+/// unmodified client through `NodeClient::with_sequencer`.
+pub struct ChainClockNonces {
+    blocks: ServiceClient<Channel>,
+    last: u64,
+}
+
+impl ChainClockNonces {
+    pub async fn connect(endpoint: String) -> Self {
+        let blocks = ServiceClient::connect(endpoint)
+            .await
+            .expect("connect block service");
+        Self { blocks, last: 0 }
+    }
+}
+
+#[async_trait::async_trait]
+impl Sequencer for ChainClockNonces {
+    async fn next_nonce(&mut self, _: &Address) -> anyhow::Result<Nonce> {
+        let block = self
+            .blocks
+            .get_latest_block(GetLatestBlockRequest {})
+            .await?
+            .into_inner();
+        let time = block
+            .sdk_block
+            .and_then(|b| b.header)
+            .and_then(|h| h.time)
+            .ok_or_else(|| anyhow::anyhow!("latest block without time"))?;
+        let ms = u64::try_from(time.seconds)? * 1000 + u64::try_from(time.nanos)? / 1_000_000;
+        self.last = (self.last + 1).max(ms);
+        Ok(Nonce::Timestamp(self.last))
+    }
+}
+
+/// A client of the simulator that signs stateful txs with [`ChainClockNonces`], so a test can
+/// send several per block.
+pub async fn nonce_client(sim: &SimHandle) -> NodeClient {
+    let mut client = NodeClient::connect(node_config(sim, ChainId::Testnet4))
+        .await
+        .expect("connect");
+    client.with_sequencer(ChainClockNonces::connect(sim.endpoint()).await);
+    client
+}
+
+/// A client that signs with whatever nonce the test sets on the account
+/// (`Account::set_next_nonce`) and never queries one.
+pub async fn manual_client(sim: &SimHandle) -> NodeClient {
+    let mut config = node_config(sim, ChainId::Testnet4);
+    config.manage_sequencing = false;
+    NodeClient::connect(config).await.expect("connect")
+}
+
+/// The block time of the latest block, in unix ms.
+pub fn block_ms(sim: &SimHandle) -> u64 {
+    u64::try_from(sim.block_time().timestamp_millis()).expect("positive time")
+}
+
+/// `GetTx` straight over gRPC: `Err(code)` when the node answers with a status.
+pub async fn get_tx(client: &mut NodeClient, hash: &str) -> Result<GetTxResponse, tonic::Code> {
+    client
+        .tx
+        .get_tx(GetTxRequest {
+            hash: hash.to_owned(),
+        })
+        .await
+        .map(|r| r.into_inner())
+        .map_err(|status| status.code())
+}
+
+/// Stateful txs are signed with [`ChainClockNonces`]; tests of plain sequences build their own
+/// client.
 pub async fn env_with(config: SimConfig) -> Env {
     init_crypto();
     let sim = SimNode::start(config.with_mnemonic(MNEMONIC, 2))
         .await
         .expect("start sim");
-    let mut client = NodeClient::connect(node_config(&sim, ChainId::Testnet4))
-        .await
-        .expect("connect");
+    let mut client = nonce_client(&sim).await;
     let wallet = Wallet::from_mnemonic(MNEMONIC).expect("wallet");
     let account = wallet.account(0, &mut client).await.expect("account");
     Env {
@@ -57,18 +130,6 @@ pub async fn env() -> Env {
     env_with(SimConfig::default()).await
 }
 
-/// BTC-USD-like market parameters (no indexer needed).
-pub fn market() -> OrderMarketParams {
-    OrderMarketParams {
-        atomic_resolution: -10,
-        clob_pair_id: ClobPairId(0),
-        oracle_price: None,
-        quantum_conversion_exponent: -9,
-        step_base_quantums: 1_000_000,
-        subticks_per_tick: 100_000,
-    }
-}
-
 /// A short-term limit buy of 0.01 at 50 000 with the given GTB.
 pub fn short_order(account: &Account, client_id: u32, gtb: u32) -> (OrderId, Order) {
     OrderBuilder::new(market(), account.subaccount(0).expect("subaccount"))
@@ -76,6 +137,11 @@ pub fn short_order(account: &Account, client_id: u32, gtb: u32) -> (OrderId, Ord
         .until(Height(gtb))
         .build(client_id)
         .expect("build short-term order")
+}
+
+/// An order builder for `account`'s subaccount 0 on BTC-USD.
+pub fn builder(account: &Account) -> OrderBuilder {
+    OrderBuilder::new(market(), account.subaccount(0).expect("subaccount"))
 }
 
 /// A long-term limit buy of 0.01 at 50 000 with the given GTBT.

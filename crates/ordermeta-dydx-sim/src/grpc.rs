@@ -1,7 +1,8 @@
-//! The gRPC services: `cosmos.auth.v1beta1.Query`, `cosmos.base.tendermint.v1beta1.Service`
+//! The node's gRPC services: `cosmos.auth.v1beta1.Query`, `cosmos.base.tendermint.v1beta1.Service`
 //! and `cosmos.tx.v1beta1.Service`, as far as `dydx::node::NodeClient` uses them.
-
-use std::sync::{Arc, Mutex, MutexGuard};
+//!
+//! A thin translation layer: every call locks the `chain` once and maps its
+//! answer to protobuf. It reads the chain and nothing else (no other server).
 
 use chrono::{DateTime, Utc};
 use cosmos_sdk_proto::cosmos::auth::v1beta1 as auth;
@@ -16,25 +17,15 @@ use cosmos_sdk_proto::{Any, Timestamp};
 use prost::{Message, Name};
 use tonic::{Request, Response, Status};
 
-use crate::state::Chain;
-
-/// Shared chain state behind one lock.
-pub(crate) type Shared = Arc<Mutex<Chain>>;
-
-/// Locks the chain; a poisoned lock still holds consistent state (every mutation is
-/// completed before anything can panic), so it is recovered rather than propagated.
-pub(crate) fn lock(shared: &Shared) -> MutexGuard<'_, Chain> {
-    shared
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+use crate::chain::SharedChain;
 
 /// Gas reported for every tx: clob txs run with free infinite gas on chain, so any value works.
 const SIMULATED_GAS: u64 = 100_000;
 
+/// The three gRPC services over one chain.
 #[derive(Clone, Debug)]
-pub(crate) struct Node {
-    pub shared: Shared,
+pub(crate) struct GrpcNode {
+    pub chain: SharedChain,
 }
 
 fn timestamp(time: DateTime<Utc>) -> Timestamp {
@@ -61,7 +52,7 @@ fn unimplemented(method: &str) -> Status {
 }
 
 #[tonic::async_trait]
-impl Query for Node {
+impl Query for GrpcNode {
     async fn accounts(
         &self,
         _: Request<auth::QueryAccountsRequest>,
@@ -74,7 +65,9 @@ impl Query for Node {
         request: Request<auth::QueryAccountRequest>,
     ) -> Result<Response<auth::QueryAccountResponse>, Status> {
         let address = request.into_inner().address;
-        let info = lock(&self.shared)
+        let info = self
+            .chain
+            .lock()
             .account(&address)
             .ok_or_else(|| Status::not_found(format!("account {address} not found")))?;
         let pub_key = info.pubkey.map(|key| Any {
@@ -155,12 +148,12 @@ impl Query for Node {
 }
 
 #[tonic::async_trait]
-impl TmService for Node {
+impl TmService for GrpcNode {
     async fn get_node_info(
         &self,
         _: Request<tm::GetNodeInfoRequest>,
     ) -> Result<Response<tm::GetNodeInfoResponse>, Status> {
-        let chain_id = lock(&self.shared).chain_id.clone();
+        let chain_id = self.chain.lock().chain_id.clone();
         Ok(Response::new(tm::GetNodeInfoResponse {
             default_node_info: Some(cosmos_sdk_proto::tendermint::p2p::DefaultNodeInfo {
                 network: chain_id,
@@ -187,7 +180,7 @@ impl TmService for Node {
         &self,
         _: Request<tm::GetLatestBlockRequest>,
     ) -> Result<Response<tm::GetLatestBlockResponse>, Status> {
-        let chain = lock(&self.shared);
+        let chain = self.chain.lock();
         Ok(Response::new(tm::GetLatestBlockResponse {
             block_id: None,
             block: None,
@@ -200,7 +193,7 @@ impl TmService for Node {
         request: Request<tm::GetBlockByHeightRequest>,
     ) -> Result<Response<tm::GetBlockByHeightResponse>, Status> {
         let height = request.into_inner().height;
-        let chain = lock(&self.shared);
+        let chain = self.chain.lock();
         let time = u32::try_from(height)
             .ok()
             .and_then(|h| chain.block_time_at(h).map(|t| (h, t)));
@@ -240,7 +233,7 @@ impl TmService for Node {
 }
 
 #[tonic::async_trait]
-impl TxService for Node {
+impl TxService for GrpcNode {
     async fn simulate(
         &self,
         request: Request<txpb::SimulateRequest>,
@@ -249,7 +242,8 @@ impl TxService for Node {
         if request.tx_bytes.is_empty() {
             return Err(Status::invalid_argument("empty txBytes is not allowed"));
         }
-        lock(&self.shared)
+        self.chain
+            .lock()
             .simulate(&request.tx_bytes)
             // The SDK reports a failed simulation as a gRPC error carrying the log.
             .map_err(|e| Status::invalid_argument(e.log))?;
@@ -262,27 +256,41 @@ impl TxService for Node {
         }))
     }
 
+    /// The tx and its DeliverTx result once a block included it; NotFound before that, and
+    /// always for short-term and rejected txs (no block ever includes them).
     async fn get_tx(
         &self,
         request: Request<txpb::GetTxRequest>,
     ) -> Result<Response<txpb::GetTxResponse>, Status> {
         let hash = request.into_inner().hash;
-        let chain = lock(&self.shared);
-        let Some((bytes, height)) = chain.tx(&hash).cloned() else {
+        let chain = self.chain.lock();
+        let Some(included) = chain.included_tx(&hash).cloned() else {
             return Err(Status::not_found(format!("tx not found: {hash}")));
         };
+        drop(chain);
         // `TxRaw` and `Tx` share their wire layout (fields 1-3), so the raw bytes are a valid `Tx`.
-        let tx = txpb::Tx::decode(bytes.as_slice())
+        let tx = txpb::Tx::decode(included.bytes.as_slice())
             .map_err(|e| Status::internal(format!("stored tx does not decode: {e}")))?;
+        let result = &included.result;
+        let (codespace, raw_log) = match &result.result {
+            Ok(()) => (String::new(), String::new()),
+            Err(e) => (e.codespace.clone(), e.log.clone()),
+        };
         Ok(Response::new(txpb::GetTxResponse {
-            tx: Some(tx.clone()),
+            tx: Some(tx),
             tx_response: Some(TxResponse {
-                height: i64::from(height),
-                txhash: hash.to_ascii_uppercase(),
+                height: i64::from(result.height),
+                txhash: result.tx_hash.clone(),
+                codespace,
+                code: result.code(),
+                raw_log,
                 tx: Some(Any {
                     type_url: txpb::Tx::type_url(),
-                    value: bytes,
+                    value: included.bytes,
                 }),
+                timestamp: included
+                    .block_time
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 gas_wanted: SIMULATED_GAS as i64,
                 gas_used: SIMULATED_GAS as i64,
                 ..Default::default()
@@ -298,7 +306,7 @@ impl TxService for Node {
         if request.tx_bytes.is_empty() {
             return Err(Status::invalid_argument("invalid empty tx"));
         }
-        let outcome = lock(&self.shared).check_tx(&request.tx_bytes);
+        let outcome = self.chain.lock().check_tx(&request.tx_bytes);
         // Sync mode answers after CheckTx: height 0, and errors as code/codespace/raw_log.
         let (code, codespace, raw_log) = match outcome.result {
             Ok(()) => (0, String::new(), "[]".to_owned()),

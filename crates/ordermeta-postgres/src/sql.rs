@@ -1,0 +1,138 @@
+//! The SQL of every operation, built once per store with its schema-qualified table name.
+
+use std::fmt::Write as _;
+
+use crate::row::{COLUMNS, INSERT_COLUMNS};
+use crate::schema::Schema;
+
+/// The table holding the records, inside the store's schema.
+pub const TABLE: &str = "dydx_order_metadata";
+
+/// The `IN` list of open statuses, as a literal: partial-index predicates are matched against
+/// the query text, so a bound array parameter would not let the planner use them.
+const OPEN_STATUSES: &str = "('pending', 'active', 'cancelling')";
+/// The `IN` list of terminal statuses, as a literal (see [`OPEN_STATUSES`]).
+const TERMINAL_STATUSES: &str = "('cancelled', 'expired', 'filled', 'failed')";
+
+/// The SQL of every operation, built once with the schema-qualified table name.
+#[derive(Debug)]
+pub(crate) struct Sql {
+    pub(crate) insert_one: String,
+    pub(crate) insert_many: String,
+    pub(crate) select_one: String,
+    pub(crate) select_existing: String,
+    pub(crate) select_many: String,
+    /// The compare-and-set without a lease condition.
+    pub(crate) transition: String,
+    /// The compare-and-set that also requires the lease to have run out (or to be absent).
+    pub(crate) transition_expired: String,
+    /// The compare-and-set that also requires the lease to be held by `$11`.
+    pub(crate) transition_held: String,
+    pub(crate) claim_of: String,
+    pub(crate) expire: String,
+    pub(crate) purge_batch: String,
+    pub(crate) list_head: String,
+}
+
+impl Sql {
+    pub(crate) fn new(schema: &Schema) -> Self {
+        let t = format!("{}.{TABLE}", schema.quoted());
+        let placeholders = (1..=21).fold(String::new(), |mut s, i| {
+            let _ = write!(s, "${i}, ");
+            s
+        });
+        // The whole compare-and-set: Read Committed re-evaluates the WHERE clause (status and
+        // lease) on the newest row version after waiting for a concurrent writer, so of many
+        // concurrent claimers exactly one updates the row. The lease is written as given
+        // ($9, $10: NULL clears it); an expired lease is one whose end is at or before the
+        // request's instant ($4).
+        let transition = |condition: &str| {
+            format!(
+                "UPDATE {t} SET status = $3, updated_at = $4, \
+                 cancelled_at = COALESCE($5, cancelled_at), \
+                 tx_hash = COALESCE($6, tx_hash), \
+                 cancel_tx_hash = COALESCE($7, cancel_tx_hash), \
+                 version = version + 1, history = history || $8::jsonb, \
+                 lease_token = $9, lease_until = $10 \
+                 WHERE order_id = $1 AND status = ANY($2){condition} RETURNING {COLUMNS}"
+            )
+        };
+        Sql {
+            insert_one: format!(
+                "INSERT INTO {t} ({INSERT_COLUMNS}) VALUES ({placeholders}$22::jsonb, $23, $24)"
+            ),
+            insert_many: format!(
+                "INSERT INTO {t} ({INSERT_COLUMNS}) \
+                 SELECT order_id, dydx_order_id, good_until_block, good_til_block_time, \
+                 client_id, subaccount_number, owner, order_flags, clob_pair_id, symbol, side, \
+                 quantity, price, order_type, placed_at, updated_at, cancelled_at, tx_hash, \
+                 cancel_tx_hash, status, version, history::jsonb, lease_token, lease_until \
+                 FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[], \
+                 $6::int8[], $7::text[], $8::int8[], $9::int8[], $10::text[], $11::text[], \
+                 $12::text[], $13::text[], $14::text[], $15::timestamptz[], \
+                 $16::timestamptz[], $17::timestamptz[], $18::text[], $19::text[], \
+                 $20::text[], $21::int8[], $22::text[], $23::text[], $24::timestamptz[]) \
+                 AS u({INSERT_COLUMNS})"
+            ),
+            select_one: format!("SELECT {COLUMNS} FROM {t} WHERE order_id = $1"),
+            select_existing: format!("SELECT order_id FROM {t} WHERE order_id = ANY($1)"),
+            select_many: format!("SELECT {COLUMNS} FROM {t} WHERE order_id = ANY($1)"),
+            transition: transition(""),
+            transition_expired: transition(" AND (lease_until IS NULL OR lease_until <= $4)"),
+            transition_held: transition(" AND lease_token = $11"),
+            claim_of: format!(
+                "SELECT status, lease_token, lease_until FROM {t} WHERE order_id = $1"
+            ),
+            // Each arm matches one partial index (BitmapOr), so only open orders are visited.
+            expire: format!(
+                "UPDATE {t} SET status = 'expired', updated_at = $3, version = version + 1, \
+                 history = history || $4::jsonb, lease_token = NULL, lease_until = NULL \
+                 WHERE (status IN {OPEN_STATUSES} AND good_until_block <= $1) \
+                 OR (status IN {OPEN_STATUSES} AND good_til_block_time <= $2)"
+            ),
+            // SKIP LOCKED: a row a transition is changing right now is left for the next purge
+            // instead of making the purge wait.
+            purge_batch: format!(
+                "WITH doomed AS ( \
+                 SELECT order_id FROM {t} \
+                 WHERE status IN {TERMINAL_STATUSES} AND updated_at < $1 \
+                 ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+                 DELETE FROM {t} d USING doomed WHERE d.order_id = doomed.order_id"
+            ),
+            list_head: format!("SELECT {COLUMNS} FROM {t} WHERE TRUE"),
+        }
+    }
+}
+
+/// The statements of a store on a schema, so that the root package's benches run exactly
+/// the store's SQL with bare sqlx (feature `bench-internals`; hidden, no stability promise).
+#[cfg(feature = "bench-internals")]
+#[derive(Clone, Debug)]
+pub struct BenchSql {
+    /// Inserts one record: 24 parameters, in the order of the insert columns.
+    pub insert_one: String,
+    /// Inserts a batch: 24 array parameters (`UNNEST`).
+    pub insert_many: String,
+    /// Reads one record by `order_id` (`$1`).
+    pub select_one: String,
+    /// The compare-and-set of `transition` (no lease condition; 10 parameters, `$9` and `$10`
+    /// the lease written), returning the updated record.
+    pub transition: String,
+    /// The start of `list`'s query; filters, order and limit follow it.
+    pub list_head: String,
+}
+
+#[cfg(feature = "bench-internals")]
+impl BenchSql {
+    /// The statements a store on `schema` runs.
+    pub fn new(schema: &str) -> Result<Self, crate::PgError> {
+        let sql = Sql::new(&Schema::new(schema)?);
+        Ok(BenchSql {
+            insert_one: sql.insert_one,
+            insert_many: sql.insert_many,
+            select_one: sql.select_one,
+            transition: sql.transition,
+            list_head: sql.list_head,
+        })
+    }
+}

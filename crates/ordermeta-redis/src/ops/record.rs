@@ -1,0 +1,109 @@
+//! `record` / `record_many`: writes new orders, all or nothing (`lua/record.lua`).
+//!
+//! ```text
+//! KEYS[1..11]  the index keys (Shared::invocation)
+//! KEYS[12..]   {ns}:o:<order id>, one per record
+//! ARGV         retention TTL (ms, 0 for none), operation token, number of records, then per
+//!              record: id, status, good-til block or '', good-til block time or '',
+//!              updated_at (µs), field count, field/value pairs (op first; lease_token and
+//!              lease_until when the record holds a lease)
+//! Returns      {'ok'}, or (nothing written) {'exists', <order id>}, {'corrupt', <order id>,
+//!              <why>} (its key holds no hash) or {'index', <key>, <type>}
+//! ```
+//!
+//! A lost reply (an I/O error, or no reply by [`Deadline::write_end`]) is resolved by reading
+//! the first order back: all or nothing, it tells for the batch.
+
+use std::sync::LazyLock;
+
+use ordermeta_core::{OrderMetadata, StoreError, to_micros};
+use redis::{Script, Value};
+
+use super::{Deadline, ReadBack, Shared, index_reply, op_token, tagged, text};
+use crate::codec::{self, OP_FIELD};
+use crate::error::backend;
+
+/// The script's source.
+pub(crate) const LUA: &str = include_str!("../../lua/record.lua");
+
+/// The script, hashed once per process.
+pub(crate) static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(LUA));
+
+/// Records `metas` (validated first) within `deadline`; an empty slice is a no-op.
+pub(crate) async fn run(
+    shared: &Shared,
+    metas: &[OrderMetadata],
+    deadline: &Deadline,
+) -> Result<(), StoreError> {
+    for m in metas {
+        m.validate()?;
+    }
+    let Some(first) = metas.first() else {
+        return Ok(());
+    };
+    let token = op_token();
+    let mut inv = shared.invocation(&SCRIPT);
+    for m in metas {
+        inv.key(shared.keys.order(&m.order_id));
+    }
+    inv.arg(shared.ttl_ms).arg(&token).arg(metas.len());
+    for m in metas {
+        let fields = codec::encode(m);
+        inv.arg(&m.order_id)
+            .arg(m.status.as_str())
+            .arg(
+                m.good_til
+                    .block()
+                    .map(|b| b.to_string())
+                    .unwrap_or_default(),
+            )
+            .arg(
+                m.good_til
+                    .block_time()
+                    .map(|t| t.to_string())
+                    .unwrap_or_default(),
+            )
+            .arg(to_micros(m.updated_at))
+            .arg(fields.len() + 1)
+            .arg(OP_FIELD)
+            .arg(&token);
+        for (f, v) in fields {
+            inv.arg(f).arg(v);
+        }
+    }
+    let mut conn = shared.connection();
+    let sent = tokio::time::timeout_at(
+        deadline.write_end(),
+        inv.invoke_async::<Vec<Value>>(&mut conn),
+    )
+    .await;
+    let lost = match sent {
+        Ok(Ok(reply)) => {
+            let (tag, rest) = tagged(reply)?;
+            return match tag.as_str() {
+                "ok" => Ok(()),
+                "exists" => Err(StoreError::AlreadyExists {
+                    order_id: text(rest.into_iter().next())?,
+                }),
+                "corrupt" => {
+                    let mut it = rest.into_iter();
+                    let id = text(it.next())?;
+                    Err(StoreError::invalid(Some(&id), text(it.next())?))
+                }
+                "index" => Err(index_reply(rest)),
+                other => Err(StoreError::backend(format!(
+                    "record script answered {other:?}"
+                ))),
+            };
+        }
+        Ok(Err(e)) if shared.write_may_have_run(&e) => backend(e),
+        Ok(Err(e)) => return Err(backend(e)),
+        // Only returned when the read-back answers that nothing was written.
+        Err(_) => StoreError::backend("no reply to record in time, and nothing was written"),
+    };
+    // The script may have run: ask the first order, never re-send.
+    match shared.read_back(&first.order_id, &token, deadline).await? {
+        ReadBack::Applied => Ok(()),
+        ReadBack::NotApplied => Err(lost),
+    }
+}

@@ -1,0 +1,150 @@
+//! The statements of every operation, built at compile time (or once, for `transition`'s
+//! variants), and the compare-and-set's lease condition.
+
+use std::sync::LazyLock;
+
+use ordermeta_core::{LeaseCondition, OrderStatus};
+
+use crate::row::columns;
+
+pub(crate) const INSERT: &str = concat!(
+    "INSERT INTO dydx_order_metadata (",
+    columns!(),
+    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+);
+
+pub(crate) const SELECT_ONE: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM dydx_order_metadata WHERE order_id = ?"
+);
+
+/// What a lost compare-and-set reads to tell a conflict from a concurrent change.
+pub(crate) const SELECT_CLAIM: &str =
+    "SELECT status, lease_token, lease_until FROM dydx_order_metadata WHERE order_id = ?";
+
+pub(crate) const LIST_HEAD: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM dydx_order_metadata WHERE 1 = 1"
+);
+
+/// The history append of every update: the entry goes to the end of the JSON array. A
+/// stored history that is not JSON is left as it is (the update must not fail on it; the
+/// read-back then reports the row as InvalidMetadata).
+macro_rules! append_history {
+    () => {
+        "history = CASE WHEN json_valid(history) \
+         THEN json_insert(history, '$[#]', json(?)) ELSE history END"
+    };
+}
+
+/// The lease condition of a compare-and-set, as SQL: nothing, the lease has run out (or
+/// there is none) at the request's instant, or the lease is held by a token.
+const LEASE_CONDITIONS: [&str; 3] = [
+    "",
+    " AND (lease_until IS NULL OR lease_until <= ?)",
+    " AND lease_token = ?",
+];
+
+/// The index in [`TRANSITION`] of a request's lease condition.
+pub(crate) fn condition_index(c: Option<&LeaseCondition>) -> usize {
+    match c {
+        None => 0,
+        Some(LeaseCondition::Expired) => 1,
+        Some(LeaseCondition::HeldBy(_)) => 2,
+    }
+}
+
+/// Whether the lease condition holds for the stored lease columns (`until` in µs), exactly as
+/// the SQL of [`LEASE_CONDITIONS`] decides it.
+pub(crate) fn condition_holds(
+    c: Option<&LeaseCondition>,
+    token: Option<&str>,
+    until: Option<i64>,
+    at: i64,
+) -> bool {
+    match c {
+        None => true,
+        Some(LeaseCondition::Expired) => until.is_none_or(|u| u <= at),
+        Some(LeaseCondition::HeldBy(t)) => token == Some(t.as_str()),
+    }
+}
+
+/// `transition`, one compare-and-set statement: `[lease condition][distinct from-statuses]`
+/// (1..=7 statuses). The lease is written as given (NULL clears it).
+pub(crate) static TRANSITION: LazyLock<Vec<Vec<String>>> = LazyLock::new(|| {
+    LEASE_CONDITIONS
+        .iter()
+        .map(|condition| {
+            (0..=OrderStatus::ALL.len())
+                .map(|n| {
+                    let marks = vec!["?"; n].join(", ");
+                    format!(
+                        "UPDATE dydx_order_metadata SET status = ?, updated_at = ?, \
+                         cancelled_at = coalesce(?, cancelled_at), tx_hash = coalesce(?, tx_hash), \
+                         cancel_tx_hash = coalesce(?, cancel_tx_hash), lease_token = ?, \
+                         lease_until = ?, version = version + 1, {} \
+                         WHERE order_id = ? AND status IN ({marks}){condition} RETURNING {}",
+                        append_history!(),
+                        columns!()
+                    )
+                })
+                .collect()
+        })
+        .collect()
+});
+
+pub(crate) const EXPIRE_BY_BLOCK: &str = concat!(
+    "UPDATE dydx_order_metadata INDEXED BY dydx_order_metadata_expire_block_idx \
+     SET status = 'expired', updated_at = ?, version = version + 1, lease_token = NULL, \
+     lease_until = NULL, ",
+    append_history!(),
+    " WHERE status IN ('pending', 'active', 'cancelling') AND good_until_block IS NOT NULL \
+     AND good_until_block <= ?"
+);
+
+pub(crate) const EXPIRE_BY_TIME: &str = concat!(
+    "UPDATE dydx_order_metadata INDEXED BY dydx_order_metadata_expire_time_idx \
+     SET status = 'expired', updated_at = ?, version = version + 1, lease_token = NULL, \
+     lease_until = NULL, ",
+    append_history!(),
+    " WHERE status IN ('pending', 'active', 'cancelling') AND good_til_block_time IS NOT NULL \
+     AND good_til_block_time <= ?"
+);
+
+pub(crate) const PURGE: &str = "DELETE FROM dydx_order_metadata WHERE rowid IN (\
+     SELECT rowid FROM dydx_order_metadata INDEXED BY dydx_order_metadata_purge_idx \
+     WHERE status IN ('cancelled', 'expired', 'filled', 'failed') AND updated_at < ? LIMIT ?)";
+
+/// Distinct statuses, in the order given.
+pub(crate) fn distinct(statuses: &[OrderStatus]) -> Vec<OrderStatus> {
+    let mut out: Vec<OrderStatus> = Vec::with_capacity(statuses.len());
+    for s in statuses {
+        if !out.contains(s) {
+            out.push(*s);
+        }
+    }
+    out
+}
+
+/// The store's statements, so that the root package's benches run exactly the store's SQL
+/// with bare sqlx (feature `bench-internals`; hidden, no stability promise).
+#[cfg(feature = "bench-internals")]
+pub mod bench_sql {
+    /// Inserts one record: one parameter per column, in the order of the columns.
+    pub const INSERT: &str = super::INSERT;
+    /// Reads one record by `order_id`.
+    pub const SELECT_ONE: &str = super::SELECT_ONE;
+    /// Expires the open orders whose good-til-block is at or below a height.
+    pub const EXPIRE_BY_BLOCK: &str = super::EXPIRE_BY_BLOCK;
+
+    /// The compare-and-set of `transition` from `from` distinct statuses (1..=7), without a
+    /// lease condition, returning the updated record.
+    pub fn transition(from: usize) -> Option<&'static str> {
+        super::TRANSITION
+            .first()
+            .and_then(|by_from| by_from.get(from))
+            .map(String::as_str)
+    }
+}
