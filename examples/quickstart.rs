@@ -106,6 +106,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cancelled {id}  tx {}", done.tx_hash);
     }
     sim.advance_blocks(1);
+    // A stateful cancel is final once a block executed it; the supervisor confirms this on
+    // its own, here we ask directly.
+    client.confirm_all(std::time::Duration::from_secs(5)).await;
 
     println!();
     println!(

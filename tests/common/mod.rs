@@ -246,6 +246,9 @@ where
             .await
             .expect("cancel by id");
         chain.sim.advance_blocks(1);
+        // A stateful cancel is final once its block executed it: confirm it (the supervisor
+        // does this on its own each tick).
+        client.confirm_all(std::time::Duration::from_secs(5)).await;
 
         let cancels = chain.cancels_of(&proto);
         assert_eq!(

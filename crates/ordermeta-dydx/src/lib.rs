@@ -13,7 +13,8 @@
 //! - [`cancel_order`](OrderMetaClient::cancel_order) follows the seed's flow: look up, check
 //!   status, ownership and expiry against the chain, claim (`active -> cancelling`, exactly one
 //!   of many concurrent cancellers wins), broadcast `MsgCancelOrder` with the stored `OrderId`
-//!   and good-til, record `cancelled` (with the cancel tx hash) or give the claim back.
+//!   and good-til, record `cancelled` (with the cancel tx hash) or give the claim back. A
+//!   stateful cancel keeps its claim until its block has executed it (see below).
 //! - [`cancel_all`](OrderMetaClient::cancel_all) is the kill switch: every order of the
 //!   signer that may be live — `active`, `pending` and stale `cancelling` — with
 //!   [counts per outcome](CancelAllReport::counts).
@@ -65,7 +66,9 @@
 //! bounded by the stores' own deadlines.
 //!
 //! **Placement is never retried**: a placement that failed in transport may have landed, so
-//! its record stays `pending` ([`PlaceError::Network`]) until reconciliation settles it.
+//! its record stays `pending` ([`PlaceError::Network`]) until reconciliation settles it. (A
+//! stateful tx the node refused with a sequence mismatch is re-signed by the gateway: the node
+//! admitted nothing of it, so no second order can result.)
 //! **Cancels are retried** on transport failures (unreachable node, missed deadline) with
 //! bounded exponential backoff ([`CancelRetry`]: by default 4 attempts within 10 s), because
 //! a cancel is idempotent on chain; a refusal by the chain is never retried. The worst case
@@ -86,11 +89,55 @@
 //! clob 9 / 32 → the node already has a cancel (`CancelInProgress`, recorded cancelled);
 //! clob 10 / 3003 → expired; clob 3006 → the stateful order is gone (expired if the clock
 //! says so, else recorded cancelled — a fill feed may correct it to filled); clob 5001 →
-//! `RateLimited`; sdk 32 (sequence mismatch) → the gateway re-syncs and retries once. Any
-//! other refusal — including a sequence mismatch that persists after the re-sync — is
-//! [`CancelError::Rejected`] `{ codespace, code, log }` (and [`PlaceError::Rejected`] for a
-//! placement); [`CancelError::NetworkError`] and [`PlaceError::Network`] mean transport
-//! failure only.
+//! `RateLimited`; sdk 32 (sequence mismatch, or a timestamp nonce refused) → the gateway
+//! re-signs with the next sequence or a fresh nonce, up to [`MISMATCH_RETRIES`] times with
+//! backoff inside the call deadline. Any other refusal — including a mismatch that outlasts
+//! those retries — is [`CancelError::Rejected`] `{ codespace, code, log }` (and
+//! [`PlaceError::Rejected`] for a placement); [`CancelError::NetworkError`] and
+//! [`PlaceError::Network`] mean transport failure only.
+//!
+//! ## Several processes per account: timestamp nonces
+//!
+//! Stateful txs (long-term and conditional places and cancels) carry the account sequence,
+//! and a node serves the sequence from **committed** state: a process cannot learn another's
+//! uncommitted txs before the next block, so two processes signing for one account collide.
+//! Give each process a [`DydxGateway`] with timestamp nonces —
+//! [`with_nonces`](DydxGateway::with_nonces)`(`[`NonceMode::timestamp_lane`]`(i, n))`, process
+//! `i` of `n` — **the choice for several processes (or machines) per account**: every stateful
+//! tx is signed with a unique unix-millisecond nonce (x/accountplus), in the process's own
+//! lane of milliseconds, so processes never collide; see [`NonceMode`] for the rules and the
+//! remaining risks (host clocks must be NTP-synced). Short-term txs need neither.
+//!
+//! ## Stateful outcomes: confirmed after the block
+//!
+//! The node's answer to a broadcast is CheckTx's; a stateful place or cancel is executed in
+//! the next block and can still fail there (the order filled, was cancelled or removed in
+//! between). The client remembers the stateful txs it sent and looks their results up by
+//! hash ([`OrderGateway::tx_result`], the node's `GetTx`):
+//!
+//! - a stateful placement is recorded `active` at CheckTx — so it can be cancelled at once —
+//!   and becomes `failed` if its block fails it;
+//! - a stateful cancel keeps the record `cancelling` (the claim, under its lease) until its
+//!   block has run: then `cancelled`; `cancelled` (or `expired`) too if the block found the
+//!   order gone (clob 3006 / 3010); otherwise `active` again, the failure in its history.
+//!
+//! [`place_order`](OrderMetaClient::place_order) and
+//! [`cancel_order`](OrderMetaClient::cancel_order) return after CheckTx and never wait for a
+//! block. The [`Supervisor`] confirms at every tick; a caller that wants certainty awaits
+//! [`confirm`](OrderMetaClient::confirm) (one tx) or
+//! [`confirm_all`](OrderMetaClient::confirm_all). Lookups stop after
+//! [`ConfirmSettings::within`]. The list of unconfirmed txs is in memory: after a crash a
+//! stateful cancel's claim runs out and is re-driven (the chain answers "does not exist" once
+//! the first cancel took effect). [`ConfirmSettings::enabled`] off takes CheckTx as final
+//! (for nodes without a tx index).
+//!
+//! ## The chain's stateless rules
+//!
+//! An order that `MsgPlaceOrder.ValidateBasic` would refuse (a conditional order without a
+//! condition type or trigger — what `dydx`'s `OrderBuilder` makes of `.limit(..).conditional()`
+//! —, fill-or-kill, reduce-only without IOC, long-term IOC, unknown flags, …) is refused
+//! **before** its record is written, with the chain's codespace and code
+//! ([`PlaceError::Invalid`]): no `pending` or `active` record exists for it.
 //!
 //! ## Rollout and rollback
 //!
@@ -121,8 +168,9 @@
 //! Every cancel attempt emits a `tracing` event (order id, outcome, error); every status
 //! change is kept in the order's history. `metrics` counters: `ordermeta_cancel_total{outcome}`,
 //! `ordermeta_place_total{outcome}`, `ordermeta_cancel_retries_total{operation}`,
-//! `ordermeta_recording_failures_total`; histogram `ordermeta_store_seconds{op}`; and the
-//! supervisor's (see [`Supervisor`]). For a rollout: `ordermeta_recording_decisions_total{decision}`
+//! `ordermeta_recording_failures_total`, `ordermeta_confirm_total{kind,outcome}`,
+//! `ordermeta_nonce_mismatch_total{nonces,outcome}`; histogram `ordermeta_store_seconds{op}`;
+//! and the supervisor's (see [`Supervisor`]). For a rollout: `ordermeta_recording_decisions_total{decision}`
 //! (`recorded`, `out_of_scope`, `recording_failed`), `ordermeta_fail_open_placements_total`,
 //! `ordermeta_late_records_total{outcome}` (`written`, `given_up`), gauges
 //! `ordermeta_late_records_pending` and `ordermeta_live_without_metadata`, and

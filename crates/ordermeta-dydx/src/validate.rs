@@ -74,19 +74,31 @@ pub(crate) fn validate_place(order: &Order) -> Result<(), ChainError> {
         return Err(clob(INVALID_CONDITION_TYPE, "invalid condition type"));
     }
     if order.side == order::Side::Unspecified as i32 {
-        return Err(clob(INVALID_ORDER_SIDE, "UNSPECIFIED is not a valid order side"));
+        return Err(clob(
+            INVALID_ORDER_SIDE,
+            "UNSPECIFIED is not a valid order side",
+        ));
     }
     if order.quantums == 0 {
-        return Err(clob(INVALID_ORDER_QUANTUMS, "order size quantums cannot be 0"));
+        return Err(clob(
+            INVALID_ORDER_QUANTUMS,
+            "order size quantums cannot be 0",
+        ));
     }
     if !order.order_router_address.is_empty() && !is_dydx_address(&order.order_router_address) {
-        return Err(clob(INVALID_ORDER_ROUTER_ADDRESS, "invalid order router address"));
+        return Err(clob(
+            INVALID_ORDER_ROUTER_ADDRESS,
+            "invalid order router address",
+        ));
     }
     let flags = id.order_flags;
     match (flags, order.good_til_oneof) {
         (ORDER_FLAGS_SHORT_TERM, Some(order::GoodTilOneof::GoodTilBlock(b))) if b > 0 => {}
         (ORDER_FLAGS_SHORT_TERM, _) => {
-            return Err(clob(INVALID_ORDER_GOOD_TIL_BLOCK, "order goodTilBlock cannot be 0"));
+            return Err(clob(
+                INVALID_ORDER_GOOD_TIL_BLOCK,
+                "order goodTilBlock cannot be 0",
+            ));
         }
         (f, Some(order::GoodTilOneof::GoodTilBlockTime(t))) if is_stateful(f) && t > 0 => {}
         (f, _) if is_stateful(f) => {
@@ -123,7 +135,10 @@ pub(crate) fn validate_place(order: &Order) -> Result<(), ChainError> {
     let has_trigger = order.conditional_order_trigger_subticks != 0;
     if flags == ORDER_FLAGS_CONDITIONAL {
         if !has_condition {
-            return Err(clob(INVALID_CONDITION_TYPE, "condition type cannot be unspecified"));
+            return Err(clob(
+                INVALID_CONDITION_TYPE,
+                "condition type cannot be unspecified",
+            ));
         }
         if !has_trigger {
             return Err(clob(
@@ -184,7 +199,10 @@ fn clob(code: u32, log: impl Into<String>) -> ChainError {
 fn is_stateful(flags: u32) -> bool {
     matches!(
         flags,
-        ORDER_FLAGS_CONDITIONAL | ORDER_FLAGS_LONG_TERM | ORDER_FLAGS_TWAP | ORDER_FLAGS_TWAP_SUBORDER
+        ORDER_FLAGS_CONDITIONAL
+            | ORDER_FLAGS_LONG_TERM
+            | ORDER_FLAGS_TWAP
+            | ORDER_FLAGS_TWAP_SUBORDER
     )
 }
 
@@ -264,7 +282,10 @@ mod tests {
                 }),
                 ("subaccounts".to_owned(), 201),
             ),
-            (with(0, |o| o.order_id = None), ("subaccounts".to_owned(), 201)),
+            (
+                with(0, |o| o.order_id = None),
+                ("subaccounts".to_owned(), 201),
+            ),
             (
                 with(0, |o| {
                     o.order_id.as_mut().expect("id").subaccount_id = Some(SubaccountId {
@@ -279,7 +300,10 @@ mod tests {
             (with(0, |o| o.condition_type = 9), clob(6000)),
             (with(0, |o| o.side = 0), clob(3)),
             (with(0, |o| o.quantums = 0), clob(4)),
-            (with(0, |o| o.order_router_address = "nope".into()), clob(11000)),
+            (
+                with(0, |o| o.order_router_address = "nope".into()),
+                clob(11000),
+            ),
             (with(0, |o| o.good_til_oneof = None), clob(5)),
             (
                 with(0, |o| {
@@ -310,7 +334,9 @@ mod tests {
                 clob(6001),
             ),
             (
-                with(0, |o| o.condition_type = order::ConditionType::TakeProfit as i32),
+                with(0, |o| {
+                    o.condition_type = order::ConditionType::TakeProfit as i32
+                }),
                 clob(6000),
             ),
             (

@@ -6,15 +6,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dydx::indexer::{ClientId, Height};
+use dydx::node::sequencer::Nonce;
 use dydx::node::{ChainId, NodeConfig, OrderBuilder, OrderMarketParams, OrderSide, Wallet};
 use dydx_proto::dydxprotocol::clob::Order;
 use dydx_proto::dydxprotocol::clob::order::{ConditionType, TimeInForce};
-use ordermeta_core::{
-    MemoryStore, MetadataStore, MetadataStoreExt, OrderStatus, OrderType, Side,
-};
+use ordermeta_core::{MemoryStore, MetadataStore, MetadataStoreExt, OrderStatus, OrderType, Side};
 use ordermeta_dydx::{
-    CancelError, ChainSettings, DydxGateway, GatewayError, NonceMode, OrderDetails,
-    OrderGateway, OrderMetaClient, PlaceError, RecordingSwitch, from_proto_order_id,
+    CancelError, ChainSettings, DydxGateway, GatewayError, NonceMode, OrderDetails, OrderGateway,
+    OrderMetaClient, PlaceError, RecordingSwitch, from_proto_order_id,
 };
 use ordermeta_dydx_sim::{
     BlockClock, BlockProduction, ChainError, MsgKind, OrderStatus as SimStatus, RateLimits,
@@ -85,7 +84,11 @@ fn builder() -> OrderBuilder {
 /// A long-term limit sell of 0.01 at 70 000, good for an hour past the latest block.
 fn long_term(sim: &SimHandle, client_id: u32) -> Order {
     builder()
-        .limit(OrderSide::Sell, 70_000, "0.01".parse::<dydx::indexer::Quantity>().expect("qty"))
+        .limit(
+            OrderSide::Sell,
+            70_000,
+            "0.01".parse::<dydx::indexer::Quantity>().expect("qty"),
+        )
         .long_term()
         .until(sim.block_time() + chrono::Duration::hours(1))
         .build(ClientId(client_id))
@@ -110,7 +113,10 @@ fn proto_id(order: &Order) -> dydx_proto::dydxprotocol::clob::OrderId {
 fn sdk32(sim: &SimHandle) -> usize {
     sim.messages()
         .iter()
-        .filter(|m| m.final_result().is_some_and(|r| r.as_ref().is_err_and(|e| e.is("sdk", 32))))
+        .filter(|m| {
+            m.final_result()
+                .is_some_and(|r| r.as_ref().is_err_and(|e| e.is("sdk", 32)))
+        })
         .count()
 }
 
@@ -166,12 +172,16 @@ async fn validate_basic_vectors_are_refused_before_recording() {
         ),
         (
             "non-conditional with a condition type",
-            edit(short(3), &|o| o.condition_type = ConditionType::StopLoss as i32),
+            edit(short(3), &|o| {
+                o.condition_type = ConditionType::StopLoss as i32
+            }),
             6000,
         ),
         (
             "non-conditional with a trigger",
-            edit(long_term(&sim, 4), &|o| o.conditional_order_trigger_subticks = 5),
+            edit(long_term(&sim, 4), &|o| {
+                o.conditional_order_trigger_subticks = 5
+            }),
             6001,
         ),
         (
@@ -221,7 +231,11 @@ async fn validate_basic_vectors_are_refused_before_recording() {
         let before = sim.messages().len();
         match gw.place(order.clone()).await {
             Err(GatewayError::Rejected(e)) => {
-                assert_eq!((e.codespace.as_str(), e.code), ("clob", code), "{name}: simulator")
+                assert_eq!(
+                    (e.codespace.as_str(), e.code),
+                    ("clob", code),
+                    "{name}: simulator"
+                )
             }
             other => panic!("{name}: the simulator answered {other:?}"),
         }
@@ -229,12 +243,20 @@ async fn validate_basic_vectors_are_refused_before_recording() {
         // The client: refused before any record, with the same code, nothing sent.
         match c.place_order(order, details()).await {
             Err(PlaceError::Invalid { order_id, error }) => {
-                assert_eq!((error.codespace.as_str(), error.code), ("clob", code), "{name}");
+                assert_eq!(
+                    (error.codespace.as_str(), error.code),
+                    ("clob", code),
+                    "{name}"
+                );
                 assert!(store.get(&order_id).await.expect("get").is_none(), "{name}");
             }
             other => panic!("{name}: the client answered {other:?}"),
         }
-        assert_eq!(sim.messages().len(), before + 1, "{name}: the client sent nothing");
+        assert_eq!(
+            sim.messages().len(),
+            before + 1,
+            "{name}: the client sent nothing"
+        );
     }
     assert!(store.is_empty(), "no record of any");
     assert!(sim.orders().is_empty());
@@ -254,18 +276,28 @@ async fn block_failures_leave_records_in_the_chains_status() {
     // Placement failing in its block.
     let doomed = long_term(&sim, 11);
     sim.fail_block_execution_of(&proto_id(&doomed), ChainError::new("clob", 3007, "forced"));
-    let placed = c.place_order(doomed, details()).await.expect("CheckTx accepts");
+    let placed = c
+        .place_order(doomed, details())
+        .await
+        .expect("CheckTx accepts");
     let record = |id: String| {
         let store = store.clone();
         async move { store.get_required(&id).await.expect("get") }
     };
-    assert_eq!(record(placed.order_id.clone()).await.status, OrderStatus::Active);
+    assert_eq!(
+        record(placed.order_id.clone()).await.status,
+        OrderStatus::Active
+    );
     sim.advance_blocks(1);
     let report = c.confirm_all(within).await;
     assert_eq!(report.failed, 1, "{report:?}");
     let meta = record(placed.order_id.clone()).await;
     assert_eq!(meta.status, OrderStatus::Failed);
-    let failure = meta.history.last().and_then(|h| h.reason.clone()).unwrap_or_default();
+    let failure = meta
+        .history
+        .last()
+        .and_then(|h| h.reason.clone())
+        .unwrap_or_default();
     assert!(failure.contains("clob/3007"), "{failure}");
     assert!(sim.open_orders().is_empty());
 
@@ -276,8 +308,14 @@ async fn block_failures_leave_records_in_the_chains_status() {
     sim.advance_blocks(1);
     c.confirm_all(within).await;
     sim.fail_block_execution_of(&id, ChainError::new("clob", 3007, "forced"));
-    let cancel = c.cancel_order(&placed.order_id).await.expect("CheckTx accepts");
-    assert_eq!(record(placed.order_id.clone()).await.status, OrderStatus::Cancelling);
+    let cancel = c
+        .cancel_order(&placed.order_id)
+        .await
+        .expect("CheckTx accepts");
+    assert_eq!(
+        record(placed.order_id.clone()).await.status,
+        OrderStatus::Cancelling
+    );
     sim.advance_blocks(1);
     assert_eq!(c.confirm_all(within).await.failed, 1);
     let meta = record(placed.order_id.clone()).await;
@@ -299,7 +337,10 @@ async fn block_failures_leave_records_in_the_chains_status() {
     assert_eq!(c.confirm_all(within).await.confirmed, 1);
     let meta = record(placed.order_id.clone()).await;
     assert_eq!(meta.status, OrderStatus::Cancelled);
-    assert_eq!(meta.cancel_tx_hash.as_deref(), Some(cancel.tx_hash.as_str()));
+    assert_eq!(
+        meta.cancel_tx_hash.as_deref(),
+        Some(cancel.tx_hash.as_str())
+    );
     assert_eq!(sim.order(&id).expect("known").status, SimStatus::Canceled);
 
     // Filled between the cancel's CheckTx and its block: clob 3010, the order is gone.
@@ -313,9 +354,15 @@ async fn block_failures_leave_records_in_the_chains_status() {
     assert_eq!(c.confirm_all(within).await.failed, 1);
     let meta = record(placed.order_id.clone()).await;
     assert_eq!(meta.status, OrderStatus::Cancelled, "gone, not live");
-    let gone = meta.history.last().and_then(|h| h.reason.clone()).unwrap_or_default();
+    let gone = meta
+        .history
+        .last()
+        .and_then(|h| h.reason.clone())
+        .unwrap_or_default();
     assert!(gone.contains("clob/3010"), "{gone}");
-    c.mark_filled(&placed.order_id).await.expect("the fill feed corrects it");
+    c.mark_filled(&placed.order_id)
+        .await
+        .expect("the fill feed corrects it");
     assert_eq!(c.unconfirmed(), 0);
 }
 
@@ -331,7 +378,10 @@ async fn sequence_mismatches_are_retried_then_refused_never_network_errors() {
     let store = Arc::new(MemoryStore::new());
     let c = client(mine.clone(), store.clone());
 
-    theirs.place(long_term(&sim, 21)).await.expect("theirs: sequence 0");
+    theirs
+        .place(long_term(&sim, 21))
+        .await
+        .expect("theirs: sequence 0");
     // Mine signs 0, is refused, re-signs with 1.
     let placed = c
         .place_order(long_term(&sim, 22), details())
@@ -346,13 +396,16 @@ async fn sequence_mismatches_are_retried_then_refused_never_network_errors() {
         theirs.place(long_term(&sim, cid)).await.expect("theirs");
     }
     let start = Instant::now();
-    let err = c
-        .cancel_order(&placed.order_id)
-        .await
-        .expect_err("refused");
-    assert!(start.elapsed() < ordermeta_dydx::DEFAULT_CALL_TIMEOUT, "{:?}", start.elapsed());
+    let err = c.cancel_order(&placed.order_id).await.expect_err("refused");
+    assert!(
+        start.elapsed() < ordermeta_dydx::DEFAULT_CALL_TIMEOUT,
+        "{:?}",
+        start.elapsed()
+    );
     match &err {
-        CancelError::Rejected { codespace, code, .. } => {
+        CancelError::Rejected {
+            codespace, code, ..
+        } => {
             assert_eq!((codespace.as_str(), *code), ("sdk", 32), "{err}")
         }
         other => panic!("expected the chain's refusal, got {other}"),
@@ -362,7 +415,9 @@ async fn sequence_mismatches_are_retried_then_refused_never_network_errors() {
 
     // The next block commits theirs: mine re-syncs and gets through.
     sim.advance_blocks(1);
-    c.cancel_order(&placed.order_id).await.expect("after a block");
+    c.cancel_order(&placed.order_id)
+        .await
+        .expect("after a block");
     sim.advance_blocks(1);
     c.confirm_all(Duration::from_secs(5)).await;
     let meta = store.get_required(&placed.order_id).await.expect("get");
@@ -406,22 +461,31 @@ async fn timestamp_lanes_let_processes_share_an_account() {
         .expect("account")
         .address()
         .to_string();
-    assert_eq!(sim.account(&address).expect("account").sequence, 0, "nonces never bump it");
+    assert_eq!(
+        sim.account(&address).expect("account").sequence,
+        0,
+        "nonces never bump it"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while sim.open_orders().len() < 80 {
-        assert!(Instant::now() < deadline, "{} open", sim.open_orders().len());
+        assert!(
+            Instant::now() < deadline,
+            "{} open",
+            sim.open_orders().len()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-/// A timestamp nonce the node refuses (here: the account's last 20 nonces are all ahead of
-/// this process's clock) is re-signed with a fresh one after a short backoff, and accepted.
+/// A timestamp nonce the node refuses (here: the account's last 20 nonces are all above this
+/// process's clock) is re-signed with a fresh one after a short backoff, and accepted.
 #[tokio::test]
 async fn a_refused_timestamp_nonce_is_re_signed() {
     let sim = start(SimConfig::default().with_block_clock(BlockClock::WallClock)).await;
-    // Another signer's 20 nonces, 3 s ahead of the wall clock.
+    let gw = gateway(&sim, NonceMode::timestamp()).await;
+    // Another signer fills the account's 20 kept nonces: 19 far ahead, the smallest 600 ms
+    // ahead of the wall clock.
     let wallet = Wallet::from_mnemonic(MNEMONIC).expect("wallet");
-    ordermeta_dydx::install_crypto_provider();
     let mut other = dydx::node::NodeClient::connect(NodeConfig {
         manage_sequencing: false,
         ..node_config(&sim)
@@ -430,27 +494,38 @@ async fn a_refused_timestamp_nonce_is_re_signed() {
     .expect("connect");
     let mut account = wallet.account(0, &mut other).await.expect("account");
     let now_ms = || u64::try_from(chrono::Utc::now().timestamp_millis()).expect("time");
-    let ahead = now_ms() + 3_000;
-    for i in 0..20u32 {
-        account.set_next_nonce(dydx::node::sequencer::Nonce::Timestamp(ahead + u64::from(i)));
+    let far = now_ms() + 20_000;
+    for i in 0..19u32 {
+        account.set_next_nonce(Nonce::Timestamp(far + u64::from(i)));
         other
             .place_order(&mut account, long_term(&sim, 300 + i))
             .await
-            .expect("ahead");
+            .expect("far ahead");
     }
-    let gw = gateway(&sim, NonceMode::timestamp()).await;
-    // Sign 250 ms before the other signer's nonces: refused until the clock passes them.
-    let wait = (ahead - 250).checked_sub(now_ms()).expect("the set-up took under 2.75 s");
-    tokio::time::sleep(Duration::from_millis(wait)).await;
+    let smallest = now_ms() + 600;
+    account.set_next_nonce(Nonce::Timestamp(smallest));
+    other
+        .place_order(&mut account, long_term(&sim, 319))
+        .await
+        .expect("the smallest kept");
     let before = sdk32(&sim);
     let start = Instant::now();
-    gw.place(long_term(&sim, 400)).await.expect("re-signed until accepted");
+    gw.place(long_term(&sim, 400))
+        .await
+        .expect("re-signed until accepted");
     assert!(sdk32(&sim) > before, "the first nonces were refused");
     assert!(start.elapsed() < ordermeta_dydx::DEFAULT_CALL_TIMEOUT);
     let last = sim.messages().pop().expect("logged");
     assert!(matches!(last.kind, MsgKind::PlaceOrder { .. }));
     assert_eq!(last.code(), 0);
-    assert!(last.tx_sequence.expect("signed") > ahead, "above the smallest kept");
-    let id = last.kind.order_id().and_then(from_proto_order_id).expect("id");
+    assert!(
+        last.tx_sequence.expect("signed") > smallest,
+        "above the smallest kept"
+    );
+    let id = last
+        .kind
+        .order_id()
+        .and_then(from_proto_order_id)
+        .expect("id");
     assert_eq!(id.client_id, 400);
 }

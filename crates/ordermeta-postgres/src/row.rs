@@ -3,16 +3,48 @@
 
 use chrono::{DateTime, Utc};
 use ordermeta_core::backend::{history_from_json, history_to_json, lease_from_parts};
-use ordermeta_core::{GoodTil, Lease, OrderId, OrderMetadata, StoreError};
+use ordermeta_core::{GoodTil, Lease, OrderId, OrderMetadata, StoreError, from_micros};
 use sqlx::postgres::PgRow;
 use sqlx::{Decode, Postgres, Row, Type};
 
+/// A timestamp column as whole microseconds since the epoch, in a form whose decode cannot
+/// fail: sqlx's chrono decode panics on `infinity` or on a value beyond chrono's range, and
+/// PostgreSQL accepts both. `-infinity` reads as `i64::MIN`, `infinity` and anything past
+/// year 262000 (chrono ends at 262143) as `i64::MAX`; [`from_micros`] then refuses those as
+/// `InvalidMetadata`. `extract` is exact (numeric) on PostgreSQL 14+.
+macro_rules! micros {
+    ($c:literal) => {
+        concat!(
+            "CASE WHEN ",
+            $c,
+            " = '-infinity' THEN (-9223372036854775807 - 1)::int8 WHEN ",
+            $c,
+            " = 'infinity' OR ",
+            $c,
+            " >= '262000-01-01 00:00:00+00' THEN 9223372036854775807::int8 ELSE (extract(epoch FROM ",
+            $c,
+            ") * 1000000)::int8 END AS ",
+            $c
+        )
+    };
+}
+pub(crate) use micros;
+
 /// The columns every query selects, in [`decode`]'s order. `history` is read as text: the
 /// core's JSON codec parses it, so a jsonb value that is not a valid history is reported.
-pub(crate) const COLUMNS: &str = "order_id, dydx_order_id, good_until_block, \
+/// Timestamps are read as microseconds (see [`micros!`]).
+pub(crate) const COLUMNS: &str = concat!(
+    "order_id, dydx_order_id, good_until_block, \
     good_til_block_time, client_id, subaccount_number, owner, order_flags, clob_pair_id, \
-    symbol, side, quantity, price, order_type, placed_at, updated_at, cancelled_at, tx_hash, \
-    cancel_tx_hash, status, version, history::text AS history, lease_token, lease_until";
+    symbol, side, quantity, price, order_type, ",
+    micros!("placed_at"),
+    ", ",
+    micros!("updated_at"),
+    ", ",
+    micros!("cancelled_at"),
+    ", tx_hash, cancel_tx_hash, status, version, history::text AS history, lease_token, ",
+    micros!("lease_until")
+);
 
 /// The columns an insert writes, in [`Encoded`]'s order.
 pub(crate) const INSERT_COLUMNS: &str = "order_id, dydx_order_id, good_until_block, \
@@ -33,11 +65,34 @@ fn to_u32(v: i64, name: &str) -> Result<u32, StoreError> {
         .map_err(|_| StoreError::invalid(None, format!("column {name}: {v} is not a u32")))
 }
 
+/// A timestamp read as microseconds (see [`micros!`]); out of range is `InvalidMetadata`.
+fn time(row: &PgRow, idx: usize, name: &str) -> Result<DateTime<Utc>, StoreError> {
+    time_from_micros(col(row, idx, name)?, name)
+}
+
+fn opt_time(row: &PgRow, idx: usize, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    col::<Option<i64>>(row, idx, name)?
+        .map(|us| time_from_micros(us, name))
+        .transpose()
+}
+
+/// Microseconds since the epoch to a time, the column named in the error.
+pub(crate) fn time_from_micros(us: i64, name: &str) -> Result<DateTime<Utc>, StoreError> {
+    from_micros(us).map_err(|_| match us {
+        i64::MIN => StoreError::invalid(None, format!("column {name}: -infinity")),
+        i64::MAX => StoreError::invalid(
+            None,
+            format!("column {name}: infinity or a time beyond the year 262000"),
+        ),
+        _ => StoreError::invalid(None, format!("column {name}: {us} µs is out of range")),
+    })
+}
+
 /// The lease columns of a row: both set, or both NULL (no lease).
 fn lease(row: &PgRow) -> Result<Option<Lease>, StoreError> {
     lease_from_parts(
         col::<Option<String>>(row, 22, "lease_token")?,
-        col::<Option<DateTime<Utc>>>(row, 23, "lease_until")?,
+        opt_time(row, 23, "lease_until")?,
     )
 }
 
@@ -106,9 +161,9 @@ pub(crate) fn decode(row: &PgRow) -> Result<OrderMetadata, StoreError> {
         quantity: col(row, 11, "quantity")?,
         price: col(row, 12, "price")?,
         order_type: order_type.parse()?,
-        placed_at: col(row, 14, "placed_at")?,
-        updated_at: col(row, 15, "updated_at")?,
-        cancelled_at: col(row, 16, "cancelled_at")?,
+        placed_at: time(row, 14, "placed_at")?,
+        updated_at: time(row, 15, "updated_at")?,
+        cancelled_at: opt_time(row, 16, "cancelled_at")?,
         tx_hash: col(row, 17, "tx_hash")?,
         cancel_tx_hash: col(row, 18, "cancel_tx_hash")?,
         status: status.parse()?,

@@ -2,11 +2,16 @@
 
 use std::fmt::Write as _;
 
-use crate::row::{COLUMNS, INSERT_COLUMNS};
+use crate::row::{COLUMNS, INSERT_COLUMNS, micros};
 use crate::schema::Schema;
 
 /// The table holding the records, inside the store's schema.
 pub const TABLE: &str = "dydx_order_metadata";
+
+/// The condition every update puts on a row: `version + 1` beyond `i64::MAX` is an error
+/// that would fail the whole statement (every sweep, for ever), so such a row is left; a
+/// claim of it answers `InvalidMetadata`.
+const BUMPABLE: &str = "version < 9223372036854775807";
 
 /// The `IN` list of open statuses, as a literal: partial-index predicates are matched against
 /// the query text, so a bound array parameter would not let the planner use them.
@@ -29,7 +34,10 @@ pub(crate) struct Sql {
     /// The compare-and-set that also requires the lease to be held by `$11`.
     pub(crate) transition_held: String,
     pub(crate) claim_of: String,
+    /// One batch of `expire` (`$5` rows at most).
     pub(crate) expire: String,
+    /// Due open orders `expire` leaves because their version cannot be bumped.
+    pub(crate) expire_stuck: String,
     pub(crate) purge_batch: String,
     pub(crate) list_head: String,
 }
@@ -54,7 +62,8 @@ impl Sql {
                  cancel_tx_hash = COALESCE($7, cancel_tx_hash), \
                  version = version + 1, history = history || $8::jsonb, \
                  lease_token = $9, lease_until = $10 \
-                 WHERE order_id = $1 AND status = ANY($2){condition} RETURNING {COLUMNS}"
+                 WHERE order_id = $1 AND {BUMPABLE} AND status = ANY($2){condition} \
+                 RETURNING {COLUMNS}"
             )
         };
         Sql {
@@ -81,14 +90,29 @@ impl Sql {
             transition_expired: transition(" AND (lease_until IS NULL OR lease_until <= $4)"),
             transition_held: transition(" AND lease_token = $11"),
             claim_of: format!(
-                "SELECT status, lease_token, lease_until FROM {t} WHERE order_id = $1"
+                "SELECT status, lease_token, {}, version FROM {t} WHERE order_id = $1",
+                micros!("lease_until")
             ),
-            // Each arm matches one partial index (BitmapOr), so only open orders are visited.
+            // One batch: each arm matches one partial index (BitmapOr), so only open orders
+            // are visited; SKIP LOCKED leaves a row a transition is changing to the next sweep
+            // instead of waiting for it; a row whose version cannot be bumped is left (and
+            // reported by `expire_stuck`).
             expire: format!(
-                "UPDATE {t} SET status = 'expired', updated_at = $3, version = version + 1, \
-                 history = history || $4::jsonb, lease_token = NULL, lease_until = NULL \
-                 WHERE (status IN {OPEN_STATUSES} AND good_until_block <= $1) \
-                 OR (status IN {OPEN_STATUSES} AND good_til_block_time <= $2)"
+                "WITH due AS ( \
+                 SELECT order_id FROM {t} \
+                 WHERE ((status IN {OPEN_STATUSES} AND good_until_block <= $1) \
+                 OR (status IN {OPEN_STATUSES} AND good_til_block_time <= $2)) AND {BUMPABLE} \
+                 LIMIT $5 FOR UPDATE SKIP LOCKED) \
+                 UPDATE {t} e SET status = 'expired', updated_at = $3, \
+                 version = e.version + 1, history = e.history || $4::jsonb, \
+                 lease_token = NULL, lease_until = NULL \
+                 FROM due WHERE e.order_id = due.order_id"
+            ),
+            expire_stuck: format!(
+                "SELECT order_id FROM {t} \
+                 WHERE ((status IN {OPEN_STATUSES} AND good_until_block <= $1) \
+                 OR (status IN {OPEN_STATUSES} AND good_til_block_time <= $2)) \
+                 AND NOT ({BUMPABLE}) LIMIT 20"
             ),
             // SKIP LOCKED: a row a transition is changing right now is left for the next purge
             // instead of making the purge wait.

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use ordermeta_core::backend::{record_applied, transition_applied};
 use ordermeta_core::{
     ExpireRequest, InvalidRecord, LeaseCondition, ListQuery, MetadataStore, OrderMetadata,
-    OrderStatus, Page, StoreError, TransitionRequest, truncate_micros,
+    OrderStatus, Page, StoreError, TransitionRequest, to_micros, truncate_micros,
 };
 use sqlx::postgres::PgPool;
 
@@ -271,13 +271,13 @@ impl PgStore {
             if let Some(row) = row {
                 return row::decode(&row).map_err(|e| e.for_order(id));
             }
-            let claim: Option<(String, Option<String>, Option<DateTime<Utc>>)> =
+            let claim: Option<(String, Option<String>, Option<i64>, i64)> =
                 sqlx::query_as(&sql.claim_of)
                     .bind(id)
                     .fetch_optional(&self.pool)
                     .await
                     .map_err(|e| self.err(e, Some(id)))?;
-            let Some((status, token, until)) = claim else {
+            let Some((status, token, until, version)) = claim else {
                 return Err(StoreError::NotFound {
                     order_id: id.to_owned(),
                 });
@@ -285,14 +285,33 @@ impl PgStore {
             let current: OrderStatus = status
                 .parse()
                 .map_err(|e| StoreError::from(e).for_order(id))?;
+            if let Some(us) = until {
+                row::time_from_micros(us, "lease_until").map_err(|e| e.for_order(id))?;
+            }
             // The same condition as the SQL's, on the columns as stored.
             let lease_holds = match &req.require {
                 None => true,
-                Some(LeaseCondition::Expired) => until.is_none_or(|u| u <= at),
+                Some(LeaseCondition::Expired) => until.is_none_or(|u| u <= to_micros(at)),
                 Some(LeaseCondition::HeldBy(t)) => token.as_deref() == Some(t.as_str()),
             };
+            // A lease where none can be (half of one, or on an order not being cancelled) is
+            // a corrupt row, not a conflict: its own claim says so instead of looking live.
+            if token.is_some() != until.is_some()
+                || (token.is_some() && current != OrderStatus::Cancelling)
+            {
+                return Err(StoreError::invalid(
+                    Some(id),
+                    format!("lease columns: a lease that cannot be on a {current} order"),
+                ));
+            }
             if !req.from.contains(&current) || !lease_holds {
                 return Err(StoreError::conflict(id, current, &req.from));
+            }
+            if version == i64::MAX {
+                return Err(StoreError::invalid(
+                    Some(id),
+                    "column version: at its maximum, the record can no longer change",
+                ));
             }
         }
         Err(StoreError::backend(PgError::Database {
@@ -377,18 +396,35 @@ impl PgStore {
         Ok(page)
     }
 
-    async fn expire_now(&self, req: &ExpireRequest) -> Result<u64, StoreError> {
-        // The history entry is the same for every order: only status, time and reason.
-        let entry = history_append(&req.transition_for("", OrderStatus::Active));
+    /// One batch of an expire: at most `purge_batch_size` orders, one short statement.
+    async fn expire_batch(&self, req: &ExpireRequest, entry: &str) -> Result<u64, StoreError> {
         let r = sqlx::query(&self.inner.sql.expire)
             .bind(req.height.map(i64::from))
             .bind(req.block_time.map(i64::from))
             .bind(truncate_micros(req.at))
-            .bind(&entry)
+            .bind(entry)
+            .bind(self.inner.purge_batch_size)
             .execute(&self.pool)
             .await
             .map_err(|e| self.err(e, None))?;
         Ok(r.rows_affected())
+    }
+
+    /// Logs the due open orders an expire had to leave (their version cannot be bumped).
+    async fn report_stuck(&self, req: &ExpireRequest) -> Result<(), StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(&self.inner.sql.expire_stuck)
+            .bind(req.height.map(i64::from))
+            .bind(req.block_time.map(i64::from))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e, None))?;
+        for order_id in ids {
+            tracing::warn!(
+                order_id,
+                "ordermeta-postgres: due order not expired: its version is at the maximum"
+            );
+        }
+        Ok(())
     }
 
     async fn purge_batch(&self, older_than: DateTime<Utc>) -> Result<u64, StoreError> {
@@ -464,13 +500,33 @@ impl MetadataStore for PgStore {
         self.deadlines().run("list", self.list_page(query)).await
     }
 
-    /// One statement under the deadline. Not read back after a timeout: expiring again is
-    /// harmless, and the next sweep does it.
+    /// In batches of `purge_batch_size`, each its own statement and commit under its own
+    /// deadline (like `purge`): no row lock is held for the whole sweep. Not read back after
+    /// a timeout: expiring again is harmless, and the next sweep does it. A due order whose
+    /// version cannot be bumped is left (and logged).
     async fn expire(&self, req: &ExpireRequest) -> Result<u64, StoreError> {
         if req.height.is_none() && req.block_time.is_none() {
             return Ok(0);
         }
-        self.deadlines().run("expire", self.expire_now(req)).await
+        // The history entry is the same for every order: only status, time and reason.
+        let entry = history_append(&req.transition_for("", OrderStatus::Active));
+        let batch = self.inner.purge_batch_size;
+        let mut total = 0;
+        loop {
+            let n = self
+                .deadlines()
+                .run("expire", self.expire_batch(req, &entry))
+                .await?;
+            total += n;
+            if (n as i64) < batch {
+                break;
+            }
+        }
+        // Cheap: after the batches only such rows are left in the partial indexes.
+        self.deadlines()
+            .run("expire", self.report_stuck(req))
+            .await?;
+        Ok(total)
     }
 
     /// In batches of `purge_batch_size`, each its own statement and commit under its own

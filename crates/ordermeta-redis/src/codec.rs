@@ -353,7 +353,12 @@ mod tests {
         assert_eq!(next_version(MAX_VERSION), MAX_VERSION);
         let mut m = sample();
         m.version = MAX_VERSION;
-        assert_eq!(decode("a", &raw(&m)).expect("i64::MAX is a version").version, MAX_VERSION);
+        assert_eq!(
+            decode("a", &raw(&m))
+                .expect("i64::MAX is a version")
+                .version,
+            MAX_VERSION
+        );
     }
 
     #[test]

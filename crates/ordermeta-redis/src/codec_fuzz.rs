@@ -6,8 +6,8 @@
 
 use chrono::{DateTime, Utc};
 use ordermeta_core::{
-    ErrorKind, GoodTil, Lease, ListQuery, NewOrder, OrderId, OrderMetadata, OrderStatus,
-    OrderType, Side, from_micros,
+    ErrorKind, GoodTil, Lease, ListQuery, NewOrder, OrderId, OrderMetadata, OrderStatus, OrderType,
+    Side, from_micros,
 };
 use proptest::prelude::*;
 
@@ -206,7 +206,8 @@ fn check(order_id: &str, h: &RawHash) -> Result<(), TestCaseError> {
             prop_assert_eq!(codec::decode(order_id, &raw(&m)).ok(), Some(m.clone()));
             let (set, delete) = codec::changes(h, &m);
             prop_assert!(
-                set.iter().all(|(f, _)| FIELDS.contains(f)) && delete.iter().all(|f| FIELDS.contains(f))
+                set.iter().all(|(f, _)| FIELDS.contains(f))
+                    && delete.iter().all(|f| FIELDS.contains(f))
             );
         }
         Err(e) => {

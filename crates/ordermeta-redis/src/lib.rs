@@ -48,20 +48,59 @@
 //!
 //! A `cancelling` order may hold a [`Lease`](ordermeta_core::Lease): `lease_token` (who claimed
 //! it) and `lease_until` (when the claim runs out), both present or both absent. `record`
-//! stores a record's lease as given; `transition.lua` checks the request's lease condition
+//! stores a record's lease as given; a transition checks the request's lease condition
 //! ([`LeaseCondition`](ordermeta_core::LeaseCondition): `Expired` holds when there is no
-//! `lease_until` or it is at or before the request's `at`, compared as exact integers;
-//! `HeldBy(t)` when `lease_token` is `t`) together with the status, before it writes anything,
-//! and answers [`StatusConflict`](ordermeta_core::StoreError::StatusConflict) with the current
-//! status when either fails. Entering `cancelling` with a lease writes both fields; every other
-//! transition, and `expire`, deletes them. So of many cancellers re-claiming one stale claim
-//! exactly one wins, and a live claim is never taken over. A malformed lease (one field
-//! without the other, a `lease_until` that is no integer, a lease on an order that is not
-//! `cancelling`) is `InvalidMetadata` for that order only.
+//! lease or it ends at or before the request's `at`, to the microsecond; `HeldBy(t)` when
+//! `lease_token` is `t`) together with the status on the record it read, and writes only if
+//! that record is still unchanged (see *Transitions* below), else answers
+//! [`StatusConflict`](ordermeta_core::StoreError::StatusConflict) with the current status.
+//! Entering `cancelling` with a lease writes both fields; every other transition, and
+//! `expire`, deletes them. So of many cancellers re-claiming one stale claim exactly one wins,
+//! and a live claim is never taken over. A malformed lease (one field without the other, a
+//! `lease_until` that is no integer, a lease on an order that is not `cancelling`) is
+//! `InvalidMetadata` for that order only.
+//!
+//! ### Transitions
+//!
+//! A transition reads the order (HGETALL), decodes it strictly, checks the request against it
+//! and computes the new record ([`TransitionRequest::apply`](ordermeta_core::TransitionRequest::apply));
+//! `transition.lua` then writes the fields that change, but only if the order's `op` token is
+//! still the one read (every write of this store sets a fresh one). If another write came
+//! first, the order is read and judged again. So a record with any malformed field is never
+//! written by a transition (the call is `InvalidMetadata`, the record stays as it was), and a
+//! transition that answers an error wrote nothing.
 //!
 //! `expire` asks the `open:*` sets for the orders whose good-til has passed (ZRANGEBYSCORE), so
 //! it costs O(expired), not O(orders); `purge` asks `{ns}:terminal` the same way. Both then hand
 //! those orders' keys to their script, which re-checks each order atomically.
+//!
+//! ### Damaged data
+//!
+//! Data this store did not write (an operator's command, a restore, another tool) is one
+//! order's problem, never the whole namespace's:
+//!
+//! - `get` answers `InvalidMetadata` naming the order, for any malformed field or a key of
+//!   another type; `list` reports it in [`Page::invalid`](ordermeta_core::Page::invalid) and
+//!   goes on. An index member that is not UTF-8 is no order id: `list` reports it there too
+//!   (its bytes escaped), but never counts it toward the page size nor makes it the cursor.
+//! - `record` over a key of another type is `InvalidMetadata` naming the order; a transition
+//!   of a malformed record is `InvalidMetadata`; neither writes anything.
+//! - `expire` and `purge` judge each order by the fields they rely on (the key's type; the
+//!   status; the good-til, history and version for `expire`; `updated_at`, in the range a
+//!   timestamp decodes in, for `purge`) and **skip** one whose fields do not parse: it stays
+//!   exactly as it was, and in its index, so that it is handled once repaired; each sweep
+//!   reports it (a `tracing` warning naming the order and the reason), and steps past it to
+//!   the rest. Damage elsewhere does not stop them: an order whose good-til has passed expires
+//!   even with, say, a malformed `symbol` (which `get` keeps reporting). Index members that are
+//!   not UTF-8 are removed from the index they read.
+//! - An **index key** of another type breaks every operation that writes to it (and `list`
+//!   that reads it): those fail with `InvalidMetadata` naming the key, writing nothing, until
+//!   the key is repaired (deleted, or rebuilt).
+//! - Versions saturate at `i64::MAX` (the largest any ordermeta store keeps): a record at it
+//!   stays usable, its version stops counting. Beyond it, a version is malformed.
+//!
+//! Every script checks the type of every key it touches and every field it relies on before
+//! its first write, so a script never fails half-way.
 //!
 //! ### Scaling out
 //!

@@ -184,9 +184,7 @@ impl RedisStore {
                         Err(e) if codec::raw_matches(q, &h) => Err(e),
                         Err(_) => continue,
                     },
-                    Err(e) if wrong_type(&e) => {
-                        Err(not_a_hash(&id, "value of another type"))
-                    }
+                    Err(e) if wrong_type(&e) => Err(not_a_hash(&id, "value of another type")),
                     Err(e) => return Err(backend(e)),
                 };
                 if counted == limit {

@@ -146,9 +146,9 @@ async fn corrupt_values_are_invalid_metadata() {
     .await;
 }
 
-/// The transition script counts versions in Lua when a Lua number holds them exactly and with
-/// HINCRBY beyond that; both must give the exact successor, and a version that is no integer
-/// must stop the transition before it writes anything.
+/// Versions count exactly at every size: one a Lua number holds exactly and one past 2^53
+/// (where a double would round) both get the exact successor, and a version that is no
+/// integer stops the transition before it writes anything.
 #[tokio::test]
 async fn versions_count_exactly_at_every_size() {
     let store = common::connect_fresh(&ordermeta_testkit::redis_url(), "version").await;

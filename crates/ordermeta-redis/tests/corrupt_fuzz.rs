@@ -164,6 +164,11 @@ async fn snapshot(store: &RedisStore) -> String {
     format!("{t} {value} {scores:?}")
 }
 
+/// A snapshot without its index scores: the key's type and value.
+fn record_part(snapshot: &str) -> &str {
+    snapshot.rsplit_once(" [").map_or(snapshot, |(r, _)| r)
+}
+
 async fn damage(store: &RedisStore, d: &[Damage]) {
     let mut conn = store.connection();
     let key = store.keys().order(V);
@@ -219,7 +224,10 @@ async fn one_case(store: &RedisStore, kind: u8, d: &[Damage]) -> Result<(), Test
     let page = page.map_err(|e| TestCaseError::fail(format!("list: {e}")))?;
     let as_item = page.items.iter().filter(|m| m.order_id == V).count();
     let as_invalid = page.invalid.iter().filter(|r| r.order_id == V).count();
-    prop_assert_eq!((as_item, as_invalid), (usize::from(decodes), usize::from(!decodes)));
+    prop_assert_eq!(
+        (as_item, as_invalid),
+        (usize::from(decodes), usize::from(!decodes))
+    );
 
     // Failing writes write nothing.
     let r = s.record(&victim(kind)).await;
@@ -235,7 +243,11 @@ async fn one_case(store: &RedisStore, kind: u8, d: &[Damage]) -> Result<(), Test
     let claim = s
         .claim(
             V,
-            &[OrderStatus::Pending, OrderStatus::Active, OrderStatus::Cancelling],
+            &[
+                OrderStatus::Pending,
+                OrderStatus::Active,
+                OrderStatus::Cancelling,
+            ],
             Lease::new("me", t0() + Duration::days(400)),
             t0() + Duration::days(365),
         )
@@ -243,15 +255,27 @@ async fn one_case(store: &RedisStore, kind: u8, d: &[Damage]) -> Result<(), Test
     match claim {
         Ok(m) => {
             prop_assert!(decodes, "claimed a record get refused");
-            prop_assert_eq!(s.get(V).await.ok().flatten(), Some(m), "stored what it answered");
+            prop_assert_eq!(
+                s.get(V).await.ok().flatten(),
+                Some(m),
+                "stored what it answered"
+            );
         }
         Err(e) => {
             prop_assert!(
-                matches!(e.kind(), ErrorKind::InvalidMetadata | ErrorKind::StatusConflict),
+                matches!(
+                    e.kind(),
+                    ErrorKind::InvalidMetadata | ErrorKind::StatusConflict
+                ),
                 "claim: {}",
                 e
             );
-            prop_assert_eq!(&snapshot(store).await, &damaged, "a failed claim wrote: {}", e);
+            prop_assert_eq!(
+                &snapshot(store).await,
+                &damaged,
+                "a failed claim wrote: {}",
+                e
+            );
             if !decodes {
                 prop_assert_eq!(e.kind(), ErrorKind::InvalidMetadata);
             }
@@ -266,7 +290,10 @@ async fn one_case(store: &RedisStore, kind: u8, d: &[Damage]) -> Result<(), Test
         .await;
     if let Err(e) = &cancel {
         prop_assert!(
-            matches!(e.kind(), ErrorKind::InvalidMetadata | ErrorKind::StatusConflict),
+            matches!(
+                e.kind(),
+                ErrorKind::InvalidMetadata | ErrorKind::StatusConflict
+            ),
             "cancel: {}",
             e
         );
@@ -283,10 +310,20 @@ async fn one_case(store: &RedisStore, kind: u8, d: &[Damage]) -> Result<(), Test
         OrderStatus::Expired
     );
     let after = snapshot(store).await;
-    if after != before {
+    // Index entries may be put back in line with the record (a good-til changed by hand);
+    // the record itself only by expiring it.
+    if record_part(&after) != record_part(&before) {
         let mut conn = store.connection();
-        let status: Option<Vec<u8>> = conn.hget(store.keys().order(V), "status").await.expect("hget");
-        prop_assert_eq!(status.as_deref(), Some(&b"expired"[..]), "expire changed it: {}", after);
+        let status: Option<Vec<u8>> = conn
+            .hget(store.keys().order(V), "status")
+            .await
+            .expect("hget");
+        prop_assert_eq!(
+            status.as_deref(),
+            Some(&b"expired"[..]),
+            "expire changed it: {}",
+            after
+        );
     }
     prop_assert_eq!(s.expire(&req).await.ok(), Some(0));
     let n = s.purge(t0() + Duration::days(1)).await;
@@ -296,7 +333,7 @@ async fn one_case(store: &RedisStore, kind: u8, d: &[Damage]) -> Result<(), Test
     prop_assert_eq!(s.get("ok-gtb").await.ok(), Some(None));
     let gone = snapshot(store).await;
     prop_assert!(
-        gone == after || gone.starts_with("none "),
+        record_part(&gone) == record_part(&after) || gone.starts_with("none "),
         "purge changed it without deleting it: {}",
         gone
     );

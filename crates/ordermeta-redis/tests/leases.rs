@@ -1,7 +1,7 @@
 //! What only Redis has about claim leases (the conformance suite covers their semantics): the
 //! raw HASH fields, their strict reading, a transition that meets a malformed lease writing
-//! nothing, and the exact integer comparison of `lease_until` in Lua, where a double cannot
-//! tell one microsecond from the next.
+//! nothing, and the exact comparison of `lease_until` past 2^53 µs, where a double (a Lua
+//! number) cannot tell one microsecond from the next.
 
 mod common;
 
@@ -169,8 +169,9 @@ async fn a_malformed_lease_is_invalid_metadata_for_that_order_only() {
 }
 
 /// In the year 3000 a lease's end is some 3.2e16 µs, past 2^53: as Lua doubles `until - 1µs`
-/// and `until` are the same number. The script compares the decimal strings exactly, so the
-/// boundary holds to the microsecond there too, also with leading zeros written by hand.
+/// and `until` are the same number. The lease is compared exactly (decoded, before the
+/// script writes), so the boundary holds to the microsecond there too, also with leading
+/// zeros written by hand.
 #[tokio::test]
 async fn lease_ends_are_compared_exactly_past_2_pow_53() {
     let store = connect("lease_exact").await;

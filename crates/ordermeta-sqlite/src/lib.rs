@@ -210,7 +210,7 @@ pub use options::{
 #[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub use sql::bench_sql;
-pub use store::{PURGE_BATCH_SIZE, SqliteStore, TABLE};
+pub use store::{EXPIRE_BATCH_SIZE, PURGE_BATCH_SIZE, SqliteStore, TABLE};
 
 /// The sqlx this crate is built with, so applications use the same version for pools and
 /// connect options.

@@ -21,6 +21,9 @@ use ordermeta_core::backend::Deadlines;
 /// The URL schemes of this store (a plain file path, without a scheme, is an SQLite store
 /// too).
 pub const URL_SCHEMES: &[&str] = &["sqlite"];
+/// The WAL size (bytes) SQLite truncates the file back to after a checkpoint.
+const JOURNAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
+
 /// Default [`SqliteStoreOptions::busy_timeout`]: 4/5 of the default operation timeout, so
 /// that a write kept out by another process fails with a busy error before its deadline.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(4);
@@ -248,7 +251,10 @@ impl SqliteStoreOptions {
         let opts = opts
             .create_if_missing(false)
             .busy_timeout(busy_timeout)
-            .synchronous(self.synchronous.into());
+            .synchronous(self.synchronous.into())
+            // After a checkpoint the WAL restarts from its beginning; this truncates the file
+            // back to 64 MiB then, so one bulk expire or purge does not leave it huge for ever.
+            .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string());
 
         // One writer at a time per process (the store's write lock): in-process writers queue
         // for it in order instead of meeting SQLITE_BUSY, and busy_timeout only arbitrates

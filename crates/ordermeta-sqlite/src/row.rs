@@ -140,11 +140,80 @@ pub(crate) fn order_id(row: &SqliteRow) -> Result<String, StoreError> {
     col::<String>(row, 0)
 }
 
+/// The `order_id` column read as bytes, whatever they are: another tool may have stored an
+/// id that is not UTF-8, and an error must still name that row.
+pub(crate) fn order_id_lossy(row: &SqliteRow) -> String {
+    match row.try_get::<&[u8], _>(0) {
+        Ok(bytes) => lossy_id(bytes),
+        Err(_) => String::from("<unreadable order_id>"),
+    }
+}
+
+/// Starts a cursor that holds the bytes of an id that is not UTF-8 (in hex). No order id
+/// can start with it: ids have no control characters.
+const BYTES_CURSOR: &str = "\u{0}ordermeta-bytes:";
+
+/// The cursor after a row: its id, or, for an id that is not UTF-8, [`BYTES_CURSOR`] and its
+/// bytes, so that the next page starts exactly after it (a lossy id would skip or repeat rows).
+pub(crate) fn cursor(row: &SqliteRow) -> String {
+    match (order_id(row), row.try_get::<&[u8], _>(0)) {
+        (Ok(id), _) => id,
+        (Err(_), Ok(bytes)) => {
+            let mut c = String::from(BYTES_CURSOR);
+            for b in bytes {
+                c.push_str(&format!("{b:02x}"));
+            }
+            c
+        }
+        (Err(_), Err(_)) => order_id_lossy(row),
+    }
+}
+
+/// The bytes of a cursor made by [`cursor`] for an id that is not UTF-8; `None` for an
+/// ordinary cursor (an order id).
+pub(crate) fn cursor_bytes(after: &str) -> Option<Vec<u8>> {
+    let hex = after.strip_prefix(BYTES_CURSOR)?;
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// An id for messages: the bytes as UTF-8, invalid sequences replaced.
+pub(crate) fn lossy_id(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
 /// Decodes a full row strictly: every column parsed, the separate OrderId columns checked
-/// against the encoded OrderId, then [`OrderMetadata::validate`]. Errors name the order.
+/// against the encoded OrderId, then [`OrderMetadata::validate`]. Errors name the order (an
+/// id that is not UTF-8 by its lossy form).
 pub(crate) fn decode(row: &SqliteRow) -> Result<OrderMetadata, StoreError> {
-    let id = order_id(row)?;
+    let id = order_id(row).map_err(|e| e.for_order(&order_id_lossy(row)))?;
     decode_inner(row, &id).map_err(|e| e.for_order(&id))
+}
+
+/// The columns a lost compare-and-set reads ([`crate::sql::SELECT_CLAIM`]): status, lease
+/// token, lease end (µs) and version. A value of the wrong type is `InvalidMetadata`.
+pub(crate) fn claim(
+    row: &SqliteRow,
+) -> Result<(String, Option<String>, Option<i64>, i64), StoreError> {
+    Ok((
+        claim_col(row, 0, "status")?,
+        claim_col(row, 1, "lease_token")?,
+        claim_col(row, 2, "lease_until")?,
+        claim_col(row, 3, "version")?,
+    ))
+}
+
+fn claim_col<'r, T>(row: &'r SqliteRow, i: usize, name: &str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+{
+    row.try_get::<T, _>(i)
+        .map_err(|e| StoreError::invalid(None, format!("column {name}: {e}")))
 }
 
 fn decode_inner(row: &SqliteRow, order_id: &str) -> Result<OrderMetadata, StoreError> {

@@ -20,8 +20,19 @@ pub(crate) const SELECT_ONE: &str = concat!(
 );
 
 /// What a lost compare-and-set reads to tell a conflict from a concurrent change.
-pub(crate) const SELECT_CLAIM: &str =
-    "SELECT status, lease_token, lease_until FROM dydx_order_metadata WHERE order_id = ?";
+/// The lease columns are read as stored (`typeof`-checked by the caller through
+/// [`crate::row`]'s rules), the version to tell a row that can no longer be bumped.
+pub(crate) const SELECT_CLAIM: &str = "SELECT status, lease_token, lease_until, version \
+     FROM dydx_order_metadata WHERE order_id = ?";
+
+/// The highest version a row can have and still be bumped: `version + 1` beyond `i64::MAX`
+/// is an integer overflow that would fail the whole statement, so every update skips such a
+/// row (a claim reports it as `InvalidMetadata`, an expire leaves it and logs it).
+macro_rules! bumpable {
+    () => {
+        "version < 9223372036854775807"
+    };
+}
 
 pub(crate) const LIST_HEAD: &str = concat!(
     "SELECT ",
@@ -85,8 +96,10 @@ pub(crate) static TRANSITION: LazyLock<Vec<Vec<String>>> = LazyLock::new(|| {
                          cancelled_at = coalesce(?, cancelled_at), tx_hash = coalesce(?, tx_hash), \
                          cancel_tx_hash = coalesce(?, cancel_tx_hash), lease_token = ?, \
                          lease_until = ?, version = version + 1, {} \
-                         WHERE order_id = ? AND status IN ({marks}){condition} RETURNING {}",
+                         WHERE order_id = ? AND {} AND status IN ({marks}){condition} \
+                         RETURNING {}",
                         append_history!(),
+                        bumpable!(),
                         columns!()
                     )
                 })
@@ -95,23 +108,44 @@ pub(crate) static TRANSITION: LazyLock<Vec<Vec<String>>> = LazyLock::new(|| {
         .collect()
 });
 
+/// One batch of `expire` by height: at most `?` (the last parameter) rows, so the write lock
+/// is released between batches. An unbound limit (NULL) means no limit (SQLite's `-1`), which
+/// is how the benches' bare statement expires a whole sweep at once.
 pub(crate) const EXPIRE_BY_BLOCK: &str = concat!(
-    "UPDATE dydx_order_metadata INDEXED BY dydx_order_metadata_expire_block_idx \
-     SET status = 'expired', updated_at = ?, version = version + 1, lease_token = NULL, \
-     lease_until = NULL, ",
+    "UPDATE dydx_order_metadata SET status = 'expired', updated_at = ?, \
+     version = version + 1, lease_token = NULL, lease_until = NULL, ",
     append_history!(),
-    " WHERE status IN ('pending', 'active', 'cancelling') AND good_until_block IS NOT NULL \
-     AND good_until_block <= ?"
+    " WHERE rowid IN (SELECT rowid FROM dydx_order_metadata \
+     INDEXED BY dydx_order_metadata_expire_block_idx \
+     WHERE status IN ('pending', 'active', 'cancelling') AND good_until_block IS NOT NULL \
+     AND good_until_block <= ? AND ",
+    bumpable!(),
+    " LIMIT coalesce(?, -1))"
 );
 
+/// One batch of `expire` by block time (see [`EXPIRE_BY_BLOCK`]).
 pub(crate) const EXPIRE_BY_TIME: &str = concat!(
-    "UPDATE dydx_order_metadata INDEXED BY dydx_order_metadata_expire_time_idx \
-     SET status = 'expired', updated_at = ?, version = version + 1, lease_token = NULL, \
-     lease_until = NULL, ",
+    "UPDATE dydx_order_metadata SET status = 'expired', updated_at = ?, \
+     version = version + 1, lease_token = NULL, lease_until = NULL, ",
     append_history!(),
-    " WHERE status IN ('pending', 'active', 'cancelling') AND good_til_block_time IS NOT NULL \
-     AND good_til_block_time <= ?"
+    " WHERE rowid IN (SELECT rowid FROM dydx_order_metadata \
+     INDEXED BY dydx_order_metadata_expire_time_idx \
+     WHERE status IN ('pending', 'active', 'cancelling') AND good_til_block_time IS NOT NULL \
+     AND good_til_block_time <= ? AND ",
+    bumpable!(),
+    " LIMIT coalesce(?, -1))"
 );
+
+/// The due open orders an expire left because their version cannot be bumped (logged, a
+/// few at a time: after the batches only those are left in the partial indexes).
+pub(crate) const EXPIRE_STUCK: &str = "SELECT order_id FROM dydx_order_metadata \
+     INDEXED BY dydx_order_metadata_expire_block_idx \
+     WHERE status IN ('pending', 'active', 'cancelling') AND good_until_block IS NOT NULL \
+     AND good_until_block <= ? AND NOT (version < 9223372036854775807) \
+     UNION ALL SELECT order_id FROM dydx_order_metadata \
+     INDEXED BY dydx_order_metadata_expire_time_idx \
+     WHERE status IN ('pending', 'active', 'cancelling') AND good_til_block_time IS NOT NULL \
+     AND good_til_block_time <= ? AND NOT (version < 9223372036854775807) LIMIT 20";
 
 pub(crate) const PURGE: &str = "DELETE FROM dydx_order_metadata WHERE rowid IN (\
      SELECT rowid FROM dydx_order_metadata INDEXED BY dydx_order_metadata_purge_idx \

@@ -18,8 +18,8 @@ use tokio::sync::Mutex;
 use crate::error::{backend, insert_error};
 use crate::row;
 use crate::sql::{
-    EXPIRE_BY_BLOCK, EXPIRE_BY_TIME, INSERT, LIST_HEAD, PURGE, SELECT_CLAIM, SELECT_ONE,
-    TRANSITION, condition_holds, condition_index, distinct,
+    EXPIRE_BY_BLOCK, EXPIRE_BY_TIME, EXPIRE_STUCK, INSERT, LIST_HEAD, PURGE, SELECT_CLAIM,
+    SELECT_ONE, TRANSITION, condition_holds, condition_index, distinct,
 };
 use ordermeta_core::backend::Deadlines;
 
@@ -27,6 +27,8 @@ use ordermeta_core::backend::Deadlines;
 pub const TABLE: &str = "dydx_order_metadata";
 /// Rows [`MetadataStore::purge`] deletes per statement (each its own short write lock).
 pub const PURGE_BATCH_SIZE: i64 = 5_000;
+/// Orders [`MetadataStore::expire`] expires per statement (each its own short write lock).
+pub const EXPIRE_BATCH_SIZE: i64 = 5_000;
 
 /// The SQLite [`MetadataStore`]. Cheap to clone (the pools are shared).
 ///
@@ -182,12 +184,17 @@ impl SqliteStore {
             if let Some(row) = updated {
                 return row::decode(&row).map_err(|e| e.for_order(&req.order_id));
             }
-            let claim: Option<(String, Option<String>, Option<i64>)> = sqlx::query_as(SELECT_CLAIM)
+            let claim: Option<SqliteRow> = sqlx::query(SELECT_CLAIM)
                 .bind(req.order_id.as_str())
                 .fetch_optional(&self.writer)
                 .await
                 .map_err(backend)?;
-            let Some((status, token, until)) = claim else {
+            let claim = claim
+                .as_ref()
+                .map(row::claim)
+                .transpose()
+                .map_err(|e| e.for_order(&req.order_id))?;
+            let Some((status, token, until, version)) = claim else {
                 return Err(StoreError::NotFound {
                     order_id: req.order_id.clone(),
                 });
@@ -195,9 +202,25 @@ impl SqliteStore {
             let current: OrderStatus = status.parse().map_err(|e| {
                 StoreError::invalid(Some(&req.order_id), format!("column status: {e}"))
             })?;
+            // A lease where none can be (half of one, or on an order not being cancelled) is
+            // a corrupt row, not a conflict: its own claim says so instead of looking live.
+            if token.is_some() != until.is_some()
+                || (token.is_some() && current != OrderStatus::Cancelling)
+            {
+                return Err(StoreError::invalid(
+                    Some(&req.order_id),
+                    format!("lease columns: a lease that cannot be on a {current} order"),
+                ));
+            }
             if !from.contains(&current) || !condition_holds(condition, token.as_deref(), until, at)
             {
                 return Err(StoreError::conflict(&req.order_id, current, &req.from));
+            }
+            if version == i64::MAX {
+                return Err(StoreError::invalid(
+                    Some(&req.order_id),
+                    "column version: at its maximum, the record can no longer change",
+                ));
             }
         }
         Err(StoreError::backend(format!(
@@ -224,7 +247,11 @@ impl SqliteStore {
         if query.symbol.is_some() {
             sql.push_str(" AND symbol = ?");
         }
-        if query.after.is_some() {
+        // A cursor past an id that is not UTF-8 carries its bytes (see `row::cursor`).
+        let after_bytes = query.after.as_deref().and_then(row::cursor_bytes);
+        if after_bytes.is_some() {
+            sql.push_str(" AND order_id > CAST(? AS TEXT)");
+        } else if query.after.is_some() {
             sql.push_str(" AND order_id > ?");
         }
         sql.push_str(" ORDER BY order_id LIMIT ?");
@@ -241,7 +268,9 @@ impl SqliteStore {
         if let Some(s) = &query.symbol {
             q = q.bind(s.as_str());
         }
-        if let Some(a) = &query.after {
+        if let Some(bytes) = after_bytes {
+            q = q.bind(bytes);
+        } else if let Some(a) = &query.after {
             q = q.bind(a.as_str());
         }
         // One row more than the page tells whether another page follows.
@@ -251,12 +280,13 @@ impl SqliteStore {
             .await
             .map_err(backend)?;
 
+        let take = rows.len().min(limit);
         let mut page = Page::default();
-        for r in rows.iter().take(limit) {
+        for r in rows.iter().take(take) {
             match row::decode(r) {
                 Ok(m) => page.items.push(m),
                 Err(e) => {
-                    let order_id = row::order_id(r)?;
+                    let order_id = row::order_id_lossy(r);
                     let reason = match e {
                         StoreError::InvalidMetadata { reason, .. } => reason,
                         other => other.to_string(),
@@ -267,58 +297,60 @@ impl SqliteStore {
             }
         }
         if rows.len() > limit {
-            page.next = Some(row::order_id(&rows[limit - 1])?);
+            page.next = Some(row::cursor(&rows[take - 1]));
         }
         Ok(page)
     }
 
-    async fn expire_now(&self, req: &ExpireRequest) -> Result<u64, StoreError> {
-        let at = to_micros(truncate_micros(req.at));
-        let entry = req
-            .transition_for("", OrderStatus::Active)
-            .history_entry()
-            .to_json();
-        let mut statements = Vec::with_capacity(2);
-        if let Some(h) = req.height {
-            statements.push((EXPIRE_BY_BLOCK, h));
-        }
-        if let Some(t) = req.block_time {
-            statements.push((EXPIRE_BY_TIME, t));
-        }
-        let bind = |sql, clock: u32| {
-            sqlx::query(sql)
-                .bind(at)
-                .bind(entry.clone())
-                .bind(i64::from(clock))
-        };
-        if statements.is_empty() {
-            return Ok(0);
-        }
+    /// One batch of an expire: at most [`EXPIRE_BATCH_SIZE`] orders, one short write.
+    async fn expire_batch(
+        &self,
+        sql: &'static str,
+        at: i64,
+        entry: &str,
+        clock: u32,
+    ) -> Result<u64, StoreError> {
         let _writing = self.write_lock.lock().await;
-        match statements.as_slice() {
-            [] => Ok(0),
-            [(sql, clock)] => Ok(bind(sql, *clock)
-                .execute(&self.writer)
-                .await
-                .map_err(backend)?
-                .rows_affected()),
-            _ => {
-                let mut tx = self
-                    .writer
-                    .begin_with("BEGIN IMMEDIATE")
-                    .await
-                    .map_err(backend)?;
-                let mut n = 0;
-                for (sql, clock) in &statements {
-                    n += bind(sql, *clock)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(backend)?
-                        .rows_affected();
-                }
-                tx.commit().await.map_err(backend)?;
-                Ok(n)
+        Ok(sqlx::query(sql)
+            .bind(at)
+            .bind(entry)
+            .bind(i64::from(clock))
+            .bind(EXPIRE_BATCH_SIZE)
+            .execute(&self.writer)
+            .await
+            .map_err(backend)?
+            .rows_affected())
+    }
+
+    /// Logs the due open orders an expire had to leave (their version cannot be bumped).
+    async fn report_stuck(&self, req: &ExpireRequest) {
+        let height = req.height.map_or(-1, i64::from);
+        let time = req.block_time.map_or(-1, i64::from);
+        let stuck = sqlx::query_scalar::<_, Vec<u8>>(EXPIRE_STUCK)
+            .bind(height)
+            .bind(time)
+            .fetch_all(&self.reader)
+            .await;
+        if let Ok(ids) = stuck {
+            for id in ids {
+                tracing::warn!(
+                    order_id = %String::from_utf8_lossy(&id),
+                    "ordermeta-sqlite: due order not expired: its version is at the maximum"
+                );
             }
+        }
+    }
+
+    /// After bulk work: copies the WAL back into the database without waiting for anyone
+    /// (PASSIVE), so that the next write restarts the WAL and `journal_size_limit` truncates
+    /// it. Best effort: a reader still on old pages only delays it to the next checkpoint.
+    async fn checkpoint(&self) {
+        let _writing = self.write_lock.lock().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&self.writer)
+            .await
+        {
+            tracing::debug!(error = %e, "ordermeta-sqlite: checkpoint after bulk work failed");
         }
     }
 
@@ -394,8 +426,48 @@ impl MetadataStore for SqliteStore {
 
     /// Under the deadline like every call. Not read back after a timeout: expiring again is
     /// harmless, and the next sweep does it.
+    ///
+    /// In batches of [`EXPIRE_BATCH_SIZE`], each its own short write under its own deadline
+    /// (like `purge`): another process's `record` waits for one batch at most, never for the
+    /// whole sweep. A due order whose version cannot be bumped is left (and logged).
     async fn expire(&self, req: &ExpireRequest) -> Result<u64, StoreError> {
-        self.deadlines.run("expire", self.expire_now(req)).await
+        let at = to_micros(truncate_micros(req.at));
+        let entry = req
+            .transition_for("", OrderStatus::Active)
+            .history_entry()
+            .to_json();
+        let mut statements = Vec::with_capacity(2);
+        if let Some(h) = req.height {
+            statements.push((EXPIRE_BY_BLOCK, h));
+        }
+        if let Some(t) = req.block_time {
+            statements.push((EXPIRE_BY_TIME, t));
+        }
+        let mut total = 0;
+        let mut bulk = false;
+        for (sql, clock) in statements {
+            loop {
+                let batch = self.expire_batch(sql, at, &entry, clock);
+                let n = self.deadlines.run("expire", batch).await?;
+                total += n;
+                if n < EXPIRE_BATCH_SIZE as u64 {
+                    break;
+                }
+                bulk = true;
+            }
+        }
+        {
+            self.deadlines
+                .run("expire", async {
+                    self.report_stuck(req).await;
+                    Ok(())
+                })
+                .await?;
+        }
+        if bulk {
+            self.checkpoint().await;
+        }
+        Ok(total)
     }
 
     /// In batches, each its own short write under its own deadline: a purge of millions of
@@ -410,6 +482,9 @@ impl MetadataStore for SqliteStore {
             let n = self.deadlines.run("purge", self.purge_batch(cut)).await?;
             total += n;
             if n < PURGE_BATCH_SIZE as u64 {
+                if total >= PURGE_BATCH_SIZE as u64 {
+                    self.checkpoint().await;
+                }
                 return Ok(total);
             }
         }

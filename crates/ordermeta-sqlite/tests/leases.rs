@@ -3,10 +3,9 @@
 //! row. The lease semantics themselves are the conformance suite's.
 
 use chrono::{Duration as ChronoDuration, Utc};
-use ordermeta_core::conformance::{long_term, short_term};
+use ordermeta_core::conformance::{foreign_lease_is_honoured, long_term, short_term};
 use ordermeta_core::{
-    ErrorKind, Lease, ListQuery, MetadataStore, MetadataStoreExt, OrderStatus, TransitionRequest,
-    to_micros,
+    ErrorKind, Lease, ListQuery, MetadataStore, MetadataStoreExt, OrderStatus, to_micros,
 };
 use ordermeta_sqlite::{SqliteStore, sqlx};
 
@@ -91,35 +90,7 @@ async fn leases_written_by_hand_are_honoured() {
         ),
     )
     .await;
-    let m = store.get_required("hand").await.expect("get");
-    assert_eq!(m.lease.as_ref().map(|l| l.token.as_str()), Some("ops"));
-
-    let steal = store
-        .claim(
-            "hand",
-            &[OrderStatus::Cancelling],
-            Lease::new("thief", Utc::now() + ChronoDuration::seconds(30)),
-            Utc::now(),
-        )
-        .await;
-    assert_eq!(
-        steal.err().and_then(|e| e.current_status()),
-        Some(OrderStatus::Cancelling)
-    );
-    let release = |token: &str| {
-        TransitionRequest::new("hand", &[OrderStatus::Cancelling], OrderStatus::Active)
-            .require_lease(token)
-    };
-    let wrong = store.transition(&release("not-ops")).await;
-    assert_eq!(
-        wrong.err().and_then(|e| e.current_status()),
-        Some(OrderStatus::Cancelling)
-    );
-    let released = store.transition(&release("ops")).await.expect("release");
-    assert_eq!(
-        (released.status, released.lease),
-        (OrderStatus::Active, None)
-    );
+    foreign_lease_is_honoured(&store, "hand", "ops").await;
 
     // Run out (by hand): re-claimable.
     store.claim_for_cancel("hand").await.expect("claim");

@@ -265,3 +265,40 @@ pub async fn expire_clears_lease(store: &dyn MetadataStore) {
     assert_eq!((m.status, m.lease), (OrderStatus::Expired, None));
     assert_eq!(must_get(store, "keep-lease").await, keep);
 }
+
+/// For a store's own tests of leases written outside ordermeta (an operator's `UPDATE`, a
+/// restore): `order_id` is `cancelling` with a live lease held by `token`. Asserts that the
+/// store honours it like one it wrote: another canceller cannot take it over, a release
+/// with another token is refused, and the holder's release succeeds and clears it.
+pub async fn foreign_lease_is_honoured(store: &dyn MetadataStore, order_id: &str, token: &str) {
+    let m = must_get(store, order_id).await;
+    assert_eq!(m.lease.as_ref().map(|l| l.token.as_str()), Some(token));
+    let now = crate::model::now();
+    let steal = store
+        .claim(
+            order_id,
+            &[OrderStatus::Cancelling],
+            Lease::new("thief", now + Duration::seconds(30)),
+            now,
+        )
+        .await;
+    assert_eq!(
+        steal.err().and_then(|e| e.current_status()),
+        Some(OrderStatus::Cancelling),
+        "a live foreign lease is not taken over"
+    );
+    let release = |t: &str| {
+        TransitionRequest::new(order_id, &[OrderStatus::Cancelling], OrderStatus::Active)
+            .require_lease(t)
+    };
+    let wrong = store.transition(&release("not-the-holder")).await;
+    assert_eq!(
+        wrong.err().and_then(|e| e.current_status()),
+        Some(OrderStatus::Cancelling)
+    );
+    let released = store.transition(&release(token)).await.expect("release");
+    assert_eq!(
+        (released.status, released.lease),
+        (OrderStatus::Active, None)
+    );
+}

@@ -44,8 +44,8 @@ pub use crud::{duplicate_ids, health, record_many_all_or_nothing, round_trip};
 pub use expiry::{expire_by_height, expire_by_time, purge};
 pub use fixtures::{TestStore, long_term, short_term, short_term_at_limits, t0};
 pub use leases::{
-    expire_clears_lease, fresh_claim_not_stolen, lease_boundaries, leases_round_trip,
-    stale_reclaim_race,
+    expire_clears_lease, foreign_lease_is_honoured, fresh_claim_not_stolen, lease_boundaries,
+    leases_round_trip, stale_reclaim_race,
 };
 pub use listing::{list_filters, paging};
 pub use model_based::{Op, model_based};

@@ -4,8 +4,8 @@
 
 use ordermeta_core::{OrderMetadata, OrderStatus, TransitionRequest, now};
 
-use super::metrics::{count_cancel, count_recording_failure, timed};
 use super::confirm::TxKind;
+use super::metrics::{count_cancel, count_recording_failure, timed};
 use super::{OrderMetaClient, is_stale_claim};
 use crate::error::CancelError;
 use crate::gateway::{ChainClock, GatewayError, codes};
@@ -61,6 +61,12 @@ impl OrderMetaClient {
     /// A `cancelling` record whose lease has run out (its canceller died or lost its store)
     /// is re-claimed and its cancel re-sent; while the lease is live the answer is
     /// [`CancelError::CancelInProgress`].
+    ///
+    /// A **stateful** cancel (long-term, conditional) takes effect in the next block, which
+    /// can still fail it: this returns once the node accepted it (CheckTx) and the record stays
+    /// `cancelling` — the claim is kept — until the block's result is
+    /// [confirmed](OrderMetaClient::confirm_outstanding): `cancelled`, or `active` again if the
+    /// order is still live (see [`ConfirmSettings`](crate::ConfirmSettings)).
     ///
     /// The [recording switch](crate::RecordingSwitch) does not matter here: it governs
     /// recording new orders, and an order with a record is cancelled from it whatever the

@@ -296,7 +296,12 @@ impl OrderMetaClient {
         let height = outcome.map_or(0, |o| o.height);
         match (tx.kind, failure) {
             (TxKind::Place, None) => {
-                tracing::debug!(order_id, tx_hash = tx.tx_hash, height, "placement confirmed");
+                tracing::debug!(
+                    order_id,
+                    tx_hash = tx.tx_hash,
+                    height,
+                    "placement confirmed"
+                );
             }
             (TxKind::Place, Some(e)) => {
                 tracing::warn!(order_id, tx_hash = tx.tx_hash, height, error = %e, "placement failed in its block");

@@ -7,10 +7,10 @@ use ordermeta_core::{
 };
 
 use super::OrderMetaClient;
+use super::confirm::TxKind;
 use super::metrics::{
     count_decision, count_fail_open, count_place, count_recording_failure, timed,
 };
-use super::confirm::TxKind;
 use super::rollout::{Counters, FailurePolicy};
 use crate::convert::{describe, order_key};
 use crate::error::{NotRecorded, PlaceError};
@@ -77,6 +77,13 @@ impl OrderMetaClient {
     /// (or with recording off): broadcast exactly as without ordermeta
     /// ([`RecordOutcome::OutOfScope`]). Every decision is counted
     /// ([`rollout_stats`](Self::rollout_stats), `ordermeta_recording_decisions_total`).
+    ///
+    /// Before the record, the order is checked against the chain's stateless rules
+    /// (`MsgPlaceOrder.ValidateBasic`): one the node would refuse is refused with the chain's
+    /// code ([`PlaceError::Invalid`]) and nothing is recorded. A **stateful** placement is
+    /// recorded `active` once the node accepted it (CheckTx), so it can be cancelled at once;
+    /// if its block then fails it, its [confirmation](Self::confirm_outstanding) records it
+    /// `failed`.
     ///
     /// If a kill switch ([`cancel_all`](Self::cancel_all)) or reconciliation claimed the
     /// `pending` record while the broadcast was in flight, its cancel may have reached the

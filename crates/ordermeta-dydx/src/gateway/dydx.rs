@@ -68,9 +68,7 @@ const METRIC_MISMATCHES: &str = "ordermeta_nonce_mismatch_total";
 
 /// `BroadcastTx` (sync mode) on the node's tx service, outside the signing lock.
 type BroadcastFn = Arc<
-    dyn Fn(Vec<u8>) -> BoxFuture<'static, Result<BroadcastTxResponse, tonic::Status>>
-        + Send
-        + Sync,
+    dyn Fn(Vec<u8>) -> BoxFuture<'static, Result<BroadcastTxResponse, tonic::Status>> + Send + Sync,
 >;
 /// `GetTx` on the node's tx service, outside the signing lock.
 type GetTxFn =
@@ -278,7 +276,11 @@ impl DydxGateway {
 
     /// A stateful tx signed with the account sequence. The lock is held throughout, so that
     /// this process's stateful txs reach the node in sequence order.
-    async fn send_with_sequence(&self, msg: Any, deadline: Instant) -> Result<String, GatewayError> {
+    async fn send_with_sequence(
+        &self,
+        msg: Any,
+        deadline: Instant,
+    ) -> Result<String, GatewayError> {
         let mut inner = self.inner.lock().await;
         let mut delays = mismatch_delays();
         let mut retries = 0;
@@ -313,7 +315,11 @@ impl DydxGateway {
 
     /// A stateful tx signed with a fresh timestamp nonce; re-signed with a new one if the node
     /// refuses it (another process used the same millisecond).
-    async fn send_with_timestamp(&self, msg: Any, deadline: Instant) -> Result<String, GatewayError> {
+    async fn send_with_timestamp(
+        &self,
+        msg: Any,
+        deadline: Instant,
+    ) -> Result<String, GatewayError> {
         let mut delays = mismatch_delays();
         loop {
             let (bytes, nonce) = {

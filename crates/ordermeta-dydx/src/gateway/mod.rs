@@ -13,8 +13,8 @@ mod dydx;
 mod nonces;
 
 pub use self::dydx::{
-    DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DydxGateway, GatewayOptions,
-    MISMATCH_RETRIES, install_crypto_provider,
+    DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DydxGateway, GatewayOptions, MISMATCH_RETRIES,
+    install_crypto_provider,
 };
 pub use self::nonces::{NonceMode, TIMESTAMP_NONCE_CUTOFF};
 
@@ -224,7 +224,9 @@ impl GatewayError {
 ///
 /// Every call must complete or fail within a deadline ([`GatewayError::Timeout`]): the
 /// client adds none of its own around gateway calls. Implementations do not retry
-/// placements; the client retries cancels on [transport](GatewayError::is_transport) errors.
+/// placements (re-signing a tx the node refused with `sdk/32` is not a retry: the node
+/// admitted nothing of it); the client retries cancels on
+/// [transport](GatewayError::is_transport) errors.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait OrderGateway: Send + Sync + 'static {

@@ -126,7 +126,11 @@ mod tests {
         let mut clock = TimestampClock::new(0, 1);
         assert_eq!(clock.next(NOW), NOW);
         assert_eq!(clock.next(NOW), NOW + 1, "same millisecond: next one");
-        assert_eq!(clock.next(NOW - 5), NOW + 2, "a clock stepping back: still up");
+        assert_eq!(
+            clock.next(NOW - 5),
+            NOW + 2,
+            "a clock stepping back: still up"
+        );
         assert_eq!(clock.next(NOW + 100), NOW + 100, "the clock again");
         assert!(clock.next(0) > TIMESTAMP_NONCE_CUTOFF);
     }

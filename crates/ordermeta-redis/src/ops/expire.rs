@@ -64,10 +64,8 @@ pub(crate) async fn run(shared: &Shared, req: &ExpireRequest) -> Result<u64, Sto
                 .arg(offset)
                 .arg(BATCH)
                 .to_owned();
-            let members: Vec<Vec<u8>> = shared
-                .read(&cmd)
-                .await
-                .map_err(|e| index_read(&index, e))?;
+            let members: Vec<Vec<u8>> =
+                shared.read(&cmd).await.map_err(|e| index_read(&index, e))?;
             let full = members.len() == BATCH;
             let (ids, junk) = split_members(members);
             if !junk.is_empty() {

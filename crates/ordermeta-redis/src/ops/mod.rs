@@ -5,8 +5,11 @@
 //! the keys of the orders it touches: all in one hash tag, so one Redis Cluster slot.
 //!
 //! Every operation runs under one [`Deadline`] (the store's operation timeout): a write gets
-//! three quarters of it for its reply, and the rest is left to read the order back when the
-//! reply is lost.
+//! three quarters of it for its reply (of what is left, when a read came first), and the rest
+//! is left to read the order back when the reply is lost.
+//!
+//! Index members are read as bytes everywhere: one that is not UTF-8 is no order id, and is
+//! reported or removed ([`split_members`], [`Shared::unindex`]), never a failure of the call.
 
 use std::hash::BuildHasher as _;
 use std::sync::OnceLock;

@@ -68,12 +68,18 @@ async fn short_term_txs_are_not_confirmed() {
     gw.expect_tx_result().times(0);
     let c = client(gw, store.clone());
     let placed = c
-        .place_order(built_order(&oid(2, 0), Some(GoodTil::Block(120))), details())
+        .place_order(
+            built_order(&oid(2, 0), Some(GoodTil::Block(120))),
+            details(),
+        )
         .await
         .expect("place");
     c.cancel_order(&placed.order_id).await.expect("cancel");
     assert_eq!(c.unconfirmed(), 0);
-    assert_eq!(status(&store, &placed.order_id).await, OrderStatus::Cancelled);
+    assert_eq!(
+        status(&store, &placed.order_id).await,
+        OrderStatus::Cancelled
+    );
 }
 
 /// A cancel the block failed (for a reason other than the order being gone) gives the claim
@@ -238,10 +244,12 @@ async fn confirm_waits_for_one_tx() {
     let n = looks.clone();
     gw.expect_tx_result().returning(move |_| {
         // In the mempool for two looks, then in block 102.
-        Ok((n.fetch_add(1, Ordering::SeqCst) >= 2).then_some(TxOutcome {
-            height: 102,
-            result: Ok(()),
-        }))
+        Ok(
+            (n.fetch_add(1, Ordering::SeqCst) >= 2).then_some(TxOutcome {
+                height: 102,
+                result: Ok(()),
+            }),
+        )
     });
     let settings = ChainSettings {
         confirm: ConfirmSettings {
@@ -288,7 +296,11 @@ async fn the_supervisor_confirms() {
     c.cancel_order(&ok).await.expect("cancel");
     c.cancel_order(&refused).await.expect("cancel");
     let report = Supervisor::run_once(&c, &SupervisorConfig::default()).await;
-    assert_eq!((report.confirmed, report.confirm_failed), (1, 1), "{report:?}");
+    assert_eq!(
+        (report.confirmed, report.confirm_failed),
+        (1, 1),
+        "{report:?}"
+    );
     assert_eq!(status(&store, &ok).await, OrderStatus::Cancelled);
     assert_eq!(status(&store, &refused).await, OrderStatus::Active);
 }

@@ -2,6 +2,7 @@
 //! failure policy decides what a store outage does, and a fail-open record is written after
 //! the broadcast — or reported as live without metadata.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::*;
@@ -361,4 +362,180 @@ fn failure_policy_reads_from_text_and_serde() {
     assert_eq!(open, FailurePolicy::fail_open());
     let closed: FailurePolicy = serde_json::from_str(r#""fail_closed""#).expect("serde");
     assert_eq!(closed, FailurePolicy::FailClosed);
+}
+
+#[cfg(feature = "recording")]
+#[tokio::test]
+async fn a_full_write_behind_queue_gives_up_at_once() {
+    let store = Arc::new(FlakyStore::default());
+    store.down.store(true, Ordering::SeqCst);
+    let mut gw = gateway();
+    gw.expect_place().returning(|_| Ok("LIVE".into()));
+    let settings = ChainSettings {
+        failure_policy: FailurePolicy::FailOpen(Backfill {
+            capacity: 1,
+            ..Backfill::default()
+        }),
+        ..settings()
+    };
+    let c = client_settings(gw, store, settings);
+    for client in 1..=3 {
+        let (_, order) = order_on(0, 0, client);
+        let p = c.place_order(order, details()).await.expect("placed");
+        assert_eq!(p.record, RecordOutcome::Deferred);
+    }
+    // One waits for the store; the others are reported at once, not queued without bound.
+    let stats = c.rollout_stats();
+    assert_eq!(stats.fail_open, 3);
+    assert_eq!(
+        stats.write_pending + stats.live_without_metadata,
+        3,
+        "{stats:?}"
+    );
+    assert!(stats.live_without_metadata >= 2, "{stats:?}");
+}
+
+/// Counters and gauges by `name{label=value,…}`, for the metrics test.
+#[derive(Default)]
+struct Recorded(std::sync::Mutex<BTreeMap<String, Arc<Value>>>);
+
+#[derive(Default)]
+struct Value(std::sync::atomic::AtomicU64);
+
+impl metrics::CounterFn for Value {
+    fn increment(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::SeqCst);
+    }
+    fn absolute(&self, n: u64) {
+        self.0.store(n, Ordering::SeqCst);
+    }
+}
+
+impl metrics::GaugeFn for Value {
+    fn increment(&self, _: f64) {}
+    fn decrement(&self, _: f64) {}
+    fn set(&self, v: f64) {
+        self.0.store(v as u64, Ordering::SeqCst);
+    }
+}
+
+impl Recorded {
+    fn value(&self, key: &metrics::Key) -> Arc<Value> {
+        let mut name = key.name().to_owned();
+        let labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        if !labels.is_empty() {
+            name = format!("{name}{{{}}}", labels.join(","));
+        }
+        let mut map = self.0.lock().expect("lock");
+        map.entry(name).or_default().clone()
+    }
+
+    fn get(&self, name: &str) -> u64 {
+        let map = self.0.lock().expect("lock");
+        map.get(name).map_or(0, |v| v.0.load(Ordering::SeqCst))
+    }
+}
+
+impl metrics::Recorder for Recorded {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        metrics::Counter::from_arc(self.value(key))
+    }
+    fn register_gauge(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::from_arc(self.value(key))
+    }
+    fn register_histogram(
+        &self,
+        _: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        metrics::Histogram::noop()
+    }
+}
+
+/// Every scope decision is a metric an operator can watch during the rollout.
+#[cfg(feature = "recording")]
+#[test]
+fn each_scope_decision_is_counted_in_metrics() {
+    let recorded = Recorded::default();
+    metrics::with_local_recorder(&recorded, || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let store = Arc::new(FlakyStore::default());
+            let mut gw = gateway();
+            gw.expect_place().returning(|_| Ok("P".into()));
+            gw.expect_cancel().returning(|_, _| Ok("C".into()));
+            let c = OrderMetaClient::new(
+                Arc::new(gw),
+                store.clone(),
+                RecordingSwitch::with_scope(RolloutScope::clob_pairs([0])),
+                fail_open(Duration::from_secs(60)),
+            );
+            let (_, in_scope) = order_on(0, 0, 1);
+            c.place_order(in_scope, details()).await.expect("recorded");
+            let (_, outside) = order_on(1, 0, 2);
+            let outside = c
+                .place_order(outside, details())
+                .await
+                .expect("out of scope");
+            store.down.store(true, Ordering::SeqCst);
+            let (_, failing) = order_on(0, 0, 3);
+            c.place_order(failing, details()).await.expect("fail-open");
+            store.down.store(false, Ordering::SeqCst);
+            wait_for("the late write", || c.rollout_stats().written_late == 1).await;
+            c.cancel_order(&outside.order_id)
+                .await
+                .expect("from the id");
+        });
+    });
+    let decisions = "ordermeta_recording_decisions_total";
+    assert_eq!(
+        recorded.get(&format!("{decisions}{{decision=recorded}}")),
+        1
+    );
+    assert_eq!(
+        recorded.get(&format!("{decisions}{{decision=out_of_scope}}")),
+        1
+    );
+    assert_eq!(
+        recorded.get(&format!("{decisions}{{decision=recording_failed}}")),
+        1
+    );
+    assert_eq!(recorded.get("ordermeta_fail_open_placements_total"), 1);
+    assert_eq!(
+        recorded.get("ordermeta_late_records_total{outcome=written}"),
+        1
+    );
+    assert_eq!(recorded.get("ordermeta_late_records_pending"), 0);
+    assert_eq!(recorded.get("ordermeta_live_without_metadata"), 0);
+    assert_eq!(
+        recorded.get("ordermeta_cancel_without_record_total{path=order_id}"),
+        1
+    );
 }
