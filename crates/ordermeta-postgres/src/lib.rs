@@ -143,7 +143,14 @@
 //!   status and lease it lost to, for `StatusConflict`.
 //! - `record_many` is one `INSERT … SELECT FROM UNNEST($1::text[], …)`: one round trip, and
 //!   atomic because it is one statement.
-//! - `expire` is one `UPDATE` whose two arms match the two partial indexes: O(expired).
+//! - `expire` runs in batches of [`PgStoreOptions::purge_batch_size`] rows, each one `UPDATE`
+//!   whose two arms match the two partial indexes (O(expired)), its own commit, with
+//!   `SKIP LOCKED`: no sweep holds many row locks for long. A due order whose version is at
+//!   `i64::MAX` cannot be bumped: expire leaves it (logged) and its claim answers
+//!   `InvalidMetadata`.
+//! - Timestamps are read as microseconds (`extract(epoch …)`), never through sqlx's chrono
+//!   decode, which panics on `'infinity'` or a time beyond chrono's range: such a value is
+//!   `InvalidMetadata` naming the order, and `list` reports that row in `invalid`.
 //! - `purge` deletes in batches of [`PgStoreOptions::purge_batch_size`] rows (default
 //!   [`DEFAULT_PURGE_BATCH_SIZE`]), oldest first, each its own statement and commit, with
 //!   `SKIP LOCKED`: it never holds many row locks nor waits on a canceller. The purge index is
@@ -252,3 +259,6 @@ pub use store::PgStore;
 /// The sqlx this crate is built with, so applications use the same version for pools and
 /// connect options.
 pub use sqlx;
+
+#[cfg(test)]
+mod fuzz;

@@ -175,7 +175,8 @@ impl PgStoreOptions {
         self
     }
 
-    /// Rows [`purge`](ordermeta_core::MetadataStore::purge) deletes per statement (default
+    /// Rows [`purge`](ordermeta_core::MetadataStore::purge) deletes, and
+    /// [`expire`](ordermeta_core::MetadataStore::expire) expires, per statement (default
     /// [`DEFAULT_PURGE_BATCH_SIZE`]); each batch commits on its own so no lock is held long.
     pub fn purge_batch_size(mut self, n: u32) -> Self {
         self.purge_batch_size = n.max(1);

@@ -212,7 +212,9 @@ async fn each_corrupt_row_is_its_own_orders_problem() {
         let got = store.get(c.id).await;
         match c.reads {
             Reads::Invalid => assert_invalid_for(&got, c.id, "get"),
-            Reads::Stuck | Reads::Valid => assert!(matches!(got, Ok(Some(_))), "get {}: {got:?}", c.id),
+            Reads::Stuck | Reads::Valid => {
+                assert!(matches!(got, Ok(Some(_))), "get {}: {got:?}", c.id)
+            }
         }
         let lease = Lease::new("canceller", now + ChronoDuration::seconds(30));
         let claimed = store

@@ -19,7 +19,7 @@ macro_rules! columns {
 pub(crate) use columns;
 
 /// Column names by index, for error messages.
-const NAMES: [&str; 24] = [
+pub(crate) const NAMES: [&str; 24] = [
     "order_id",
     "dydx_order_id",
     "good_until_block",

@@ -28,7 +28,13 @@ pub const TABLE: &str = "dydx_order_metadata";
 /// Rows [`MetadataStore::purge`] deletes per statement (each its own short write lock).
 pub const PURGE_BATCH_SIZE: i64 = 5_000;
 /// Orders [`MetadataStore::expire`] expires per statement (each its own short write lock).
-pub const EXPIRE_BATCH_SIZE: i64 = 5_000;
+pub const EXPIRE_BATCH_SIZE: i64 = 2_000;
+
+/// The pause after a full batch of bulk work. Another process waits for the write lock by
+/// polling (SQLite's busy handler sleeps up to 100 ms between tries), so batches back to
+/// back, or pauses shorter than its sleep, can starve it; a pause of at least its longest
+/// sleep lets it in after one batch at most.
+const BULK_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The SQLite [`MetadataStore`]. Cheap to clone (the pools are shared).
 ///
@@ -454,16 +460,16 @@ impl MetadataStore for SqliteStore {
                     break;
                 }
                 bulk = true;
+                tokio::time::sleep(BULK_PAUSE).await;
             }
         }
-        {
-            self.deadlines
-                .run("expire", async {
-                    self.report_stuck(req).await;
-                    Ok(())
-                })
-                .await?;
-        }
+        // Cheap: after the batches only such rows are left in the partial indexes.
+        self.deadlines
+            .run("expire", async {
+                self.report_stuck(req).await;
+                Ok(())
+            })
+            .await?;
         if bulk {
             self.checkpoint().await;
         }
@@ -487,6 +493,7 @@ impl MetadataStore for SqliteStore {
                 }
                 return Ok(total);
             }
+            tokio::time::sleep(BULK_PAUSE).await;
         }
     }
 

@@ -99,7 +99,10 @@ async fn a_full_expire_is_batched_and_another_writer_never_fails() {
     );
     assert_eq!(expired, n as u64);
     assert!(w.failures.is_empty(), "{:?}", w.failures);
-    assert!(w.records > 0, "the other writer got through during the expire");
+    assert!(
+        w.records > 0,
+        "the other writer got through during the expire"
+    );
     // The target is < 250 ms; the bound here leaves room for a loaded CI machine.
     assert!(w.worst < Duration::from_secs(2), "worst wait {:?}", w.worst);
     assert!(wal <= 64 * 1024 * 1024 + 1024 * 1024, "WAL {wal} bytes");
