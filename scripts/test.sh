@@ -67,6 +67,12 @@ fi
 redis_ok "$REDIS_URL" || { log "Redis at $REDIS_URL does not answer"; exit 1; }
 log "Redis: $REDIS_URL"
 
+# Only the servers (scripts/soak.sh): print their environment for `eval`, run no test.
+if [ "${ORDERMETA_SERVERS_ONLY:-}" = 1 ]; then
+  printf 'export DATABASE_URL=%q REDIS_URL=%q PG_BIN=%q\n' "$DATABASE_URL" "$REDIS_URL" "$PG_BIN"
+  exit 0
+fi
+
 # --- Tests -------------------------------------------------------------------------------
 # The rollback build first (no backends, recording compiled out): its own cfg branches.
 cargo test -p ordermeta-core -p ordermeta -p ordermeta-dydx --no-default-features --lib

@@ -269,7 +269,21 @@ mod tests {
         }
     }
 
+    /// Cases per property: 256, or `ORDERMETA_FUZZ_CASES` (`scripts/soak.sh` runs 1,000,000).
+    fn fuzz_config() -> proptest::test_runner::Config {
+        proptest::test_runner::Config {
+            cases: std::env::var("ORDERMETA_FUZZ_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(256),
+            failure_persistence: None,
+            ..proptest::test_runner::Config::default()
+        }
+    }
+
     proptest::proptest! {
+        #![proptest_config(fuzz_config())]
+
         #[test]
         fn order_key_round_trips(
             owner in "dydx1[a-z0-9]{38}|[A-Za-z0-9]{1,60}",

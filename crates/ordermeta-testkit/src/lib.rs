@@ -6,7 +6,8 @@
 //!   that tests running in parallel, and their child processes, never share a schema,
 //!   namespace or file;
 //! - [`net`]: free loopback ports and a [`SilentListener`](net::SilentListener) that accepts
-//!   connections and never answers (hang tests);
+//!   connections and never answers (hang tests), and a [`FaultProxy`](net::FaultProxy) that
+//!   injects latency, drops, resets mid-reply and blackholes (hang tests, the soak);
 //! - [`pg`] and [`redis`]: private PostgreSQL and Redis servers (and a Redis Cluster) on free
 //!   loopback ports, for tests that stop, pause, kill or restart a server — never the shared ones;
 //! - [`child`]: re-running the current test binary as a child OS process (multi-process races,
@@ -22,6 +23,7 @@
 pub mod child;
 pub mod count;
 pub mod env;
+mod fault;
 pub mod net;
 pub mod pg;
 pub mod redis;

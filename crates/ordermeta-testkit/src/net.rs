@@ -1,4 +1,5 @@
-//! Loopback ports, and a listener that accepts and never answers (a hung server).
+//! Loopback ports, a listener that accepts and never answers (a hung server), and a TCP
+//! [`FaultProxy`] that injects latency, drops, resets and blackholes.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -76,94 +77,4 @@ impl Drop for SilentListener {
     }
 }
 
-/// What a [`FaultProxy`] does with the bytes it carries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProxyMode {
-    /// Forward both ways.
-    Pass,
-    /// Keep every connection open but forward nothing (bytes wait, none are lost): a server
-    /// (or network) that stops answering mid-request. Back in `Pass`, what waited flows on.
-    Blackhole,
-}
-
-/// A TCP proxy on loopback in front of a real server that can be told to stop forwarding
-/// at any moment, without closing connections: how hang tests freeze a node or a database
-/// that ordermeta is already connected to. Stops (closing every connection) when dropped.
-#[derive(Debug)]
-pub struct FaultProxy {
-    addr: SocketAddr,
-    mode: tokio::sync::watch::Sender<ProxyMode>,
-    task: JoinHandle<()>,
-}
-
-impl FaultProxy {
-    /// Starts forwarding a free loopback port to `upstream`. Needs a tokio runtime.
-    pub async fn start(upstream: SocketAddr) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a loopback port");
-        let addr = listener.local_addr().expect("local addr");
-        let (mode, watch) = tokio::sync::watch::channel(ProxyMode::Pass);
-        let task = tokio::spawn(async move {
-            let mut conns = tokio::task::JoinSet::new();
-            while let Ok((client, _)) = listener.accept().await {
-                let watch = watch.clone();
-                conns.spawn(async move {
-                    let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
-                        return;
-                    };
-                    let (cr, cw) = client.into_split();
-                    let (sr, sw) = server.into_split();
-                    let up = pump(cr, sw, watch.clone());
-                    let down = pump(sr, cw, watch);
-                    let _ = tokio::join!(up, down);
-                });
-            }
-        });
-        FaultProxy { addr, mode, task }
-    }
-
-    /// The address clients connect to.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Its port.
-    pub fn port(&self) -> u16 {
-        self.addr.port()
-    }
-
-    /// Switches what the proxy does, for every connection at once.
-    pub fn set_mode(&self, mode: ProxyMode) {
-        self.mode.send_replace(mode);
-    }
-}
-
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Copies `from` to `to`; while the mode is `Blackhole` it holds what it read and reads no
-/// more, so nothing is lost and TCP back-pressure reaches the sender.
-async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    mut mode: tokio::sync::watch::Receiver<ProxyMode>,
-) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        if mode.wait_for(|m| *m == ProxyMode::Pass).await.is_err()
-            || to.write_all(&buf[..n]).await.is_err()
-        {
-            break;
-        }
-    }
-    let _ = to.shutdown().await;
-}
+pub use crate::fault::{FaultCounts, FaultProxy, ProxyMode};
