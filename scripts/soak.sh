@@ -57,7 +57,9 @@ fuzz() {
 }
 
 fuzz "OrderId protobuf/base64, store URLs"  "$fuzz_cases"  -p ordermeta-core --test fuzz
-fuzz "printable order id (parse_order_key)" "$fuzz_cases"  -p ordermeta-dydx --lib -- convert::
+fuzz "printable order id (parse_order_key)" "$fuzz_cases"  -p ordermeta-dydx --lib -- \
+  convert::tests::order_key_round_trips convert::tests::garbage_never_panics \
+  convert::tests::near_misses_never_panic
 fuzz "chain error replies (cancel mapping)" "$fuzz_cases"  -p ordermeta-dydx --test fuzz
 fuzz "Redis hash codec"                     "$fuzz_cases"  -p ordermeta-redis --lib -- codec_fuzz
 fuzz "PostgreSQL timestamps"                "$fuzz_cases"  -p ordermeta-postgres --lib -- fuzz::
