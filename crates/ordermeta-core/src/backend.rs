@@ -139,6 +139,35 @@ pub fn transition_applied(req: &TransitionRequest, stored: &OrderMetadata) -> bo
     stored.status == req.to && stored.history.last() == Some(&req.history_entry())
 }
 
+/// The columns (SQL) or hash fields (Redis) every backend stores an order in, in this
+/// order: one list, so that error messages and raw-data tests name them alike.
+pub const STORED_FIELDS: [&str; 24] = [
+    "order_id",
+    "dydx_order_id",
+    "good_until_block",
+    "good_til_block_time",
+    "client_id",
+    "subaccount_number",
+    "owner",
+    "order_flags",
+    "clob_pair_id",
+    "symbol",
+    "side",
+    "quantity",
+    "price",
+    "order_type",
+    "placed_at",
+    "updated_at",
+    "cancelled_at",
+    "tx_hash",
+    "cancel_tx_hash",
+    "status",
+    "version",
+    "history",
+    "lease_token",
+    "lease_until",
+];
+
 /// A store URL that a backend cannot use. The URL itself is never repeated: it may hold a
 /// password.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

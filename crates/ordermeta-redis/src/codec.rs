@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use ordermeta_core::backend::{history_from_json, history_to_json};
+use ordermeta_core::backend::{STORED_FIELDS, history_from_json, history_to_json};
 use ordermeta_core::{
     GoodTil, Lease, ListQuery, OrderId, OrderMetadata, StoreError, from_micros, to_micros,
 };
@@ -17,33 +17,18 @@ pub(crate) const OP_FIELD: &str = "op";
 /// Every HASH field of the model, whichever `encode` writes for some record (the optional
 /// ones are absent when their value is). A transition deletes those of them a record no
 /// longer has.
-pub(crate) const FIELDS: [&str; 25] = [
-    "order_id",
-    "dydx_order_id",
-    "good_until_block",
-    "good_til_block_time",
-    "client_id",
-    "subaccount_number",
-    "owner",
-    "order_flags",
-    "clob_pair_id",
-    "symbol",
-    "side",
-    "quantity",
-    "price",
-    "order_type",
-    "placed_at",
-    "updated_at",
-    "cancelled_at",
-    "tx_hash",
-    "cancel_tx_hash",
-    "status",
-    "version",
-    "history",
-    "lease_token",
-    "lease_until",
-    OP_FIELD,
-];
+pub(crate) const FIELDS: [&str; 25] = with_op(STORED_FIELDS);
+
+/// The stored fields plus [`OP_FIELD`].
+const fn with_op(stored: [&'static str; 24]) -> [&'static str; 25] {
+    let mut out = [OP_FIELD; 25];
+    let mut i = 0;
+    while i < stored.len() {
+        out[i] = stored[i];
+        i += 1;
+    }
+    out
+}
 
 /// The largest version a record holds: every store keeps versions as a signed 64-bit integer.
 pub(crate) const MAX_VERSION: u64 = i64::MAX as u64;

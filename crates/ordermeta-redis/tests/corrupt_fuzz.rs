@@ -12,6 +12,7 @@
 //! Cases: 48, or `ORDERMETA_FUZZ_CASES`.
 
 use chrono::Duration;
+use ordermeta_core::backend::STORED_FIELDS;
 use ordermeta_core::conformance::{long_term, short_term, t0};
 use ordermeta_core::{
     ErrorKind, ExpireRequest, Lease, ListQuery, MetadataStore, MetadataStoreExt, OrderMetadata,
@@ -24,33 +25,10 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
 const V: &str = "victim";
 
-const FIELDS: &[&str] = &[
-    "order_id",
-    "dydx_order_id",
-    "good_until_block",
-    "good_til_block_time",
-    "client_id",
-    "subaccount_number",
-    "owner",
-    "order_flags",
-    "clob_pair_id",
-    "symbol",
-    "side",
-    "quantity",
-    "price",
-    "order_type",
-    "placed_at",
-    "updated_at",
-    "cancelled_at",
-    "tx_hash",
-    "cancel_tx_hash",
-    "status",
-    "version",
-    "history",
-    "lease_token",
-    "lease_until",
-    "op",
-];
+/// Every field a record hash may hold: the stored fields and the write token.
+fn fields() -> Vec<&'static str> {
+    STORED_FIELDS.iter().copied().chain(["op"]).collect()
+}
 
 const EDGES: &[&[u8]] = &[
     b"",
@@ -99,7 +77,7 @@ enum Damage {
 }
 
 fn arb_damage() -> impl Strategy<Value = Damage> {
-    let field = proptest::sample::select(FIELDS);
+    let field = proptest::sample::select(fields());
     let value = prop_oneof![
         proptest::sample::select(EDGES).prop_map(<[u8]>::to_vec),
         proptest::collection::vec(any::<u8>(), 0..24),

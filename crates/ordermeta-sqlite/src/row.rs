@@ -19,32 +19,7 @@ macro_rules! columns {
 pub(crate) use columns;
 
 /// Column names by index, for error messages.
-pub(crate) const NAMES: [&str; 24] = [
-    "order_id",
-    "dydx_order_id",
-    "good_until_block",
-    "good_til_block_time",
-    "client_id",
-    "subaccount_number",
-    "owner",
-    "order_flags",
-    "clob_pair_id",
-    "symbol",
-    "side",
-    "quantity",
-    "price",
-    "order_type",
-    "placed_at",
-    "updated_at",
-    "cancelled_at",
-    "tx_hash",
-    "cancel_tx_hash",
-    "status",
-    "version",
-    "history",
-    "lease_token",
-    "lease_until",
-];
+pub(crate) const NAMES: [&str; 24] = ordermeta_core::backend::STORED_FIELDS;
 
 type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
 
