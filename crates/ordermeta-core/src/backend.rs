@@ -141,7 +141,7 @@ pub fn transition_applied(req: &TransitionRequest, stored: &OrderMetadata) -> bo
 
 /// The columns (SQL) or hash fields (Redis) every backend stores an order in, in this
 /// order: one list, so that error messages and raw-data tests name them alike.
-pub const STORED_FIELDS: [&str; 24] = [
+pub const STORED_FIELDS: [&str; 28] = [
     "order_id",
     "dydx_order_id",
     "good_until_block",
@@ -166,6 +166,10 @@ pub const STORED_FIELDS: [&str; 24] = [
     "history",
     "lease_token",
     "lease_until",
+    "label",
+    "indexer_id",
+    "filled_quantity",
+    "cancel_confirmed_at",
 ];
 
 /// A store URL that a backend cannot use. The URL itself is never repeated: it may hold a

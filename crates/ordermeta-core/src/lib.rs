@@ -91,12 +91,14 @@ mod model;
 mod order_id;
 mod status;
 mod store;
+mod update;
 
 pub use error::{BoxError, ErrorKind, StoreError};
 pub use memory::MemoryStore;
 pub use model::{
-    GoodTil, HistoryEntry, Lease, MAX_LEASE_TOKEN_LEN, MAX_ORDER_ID_LEN, NewOrder, OrderMetadata,
-    OrderType, Side, from_micros, now, to_micros, truncate_micros,
+    GoodTil, HistoryEntry, Lease, MAX_INDEXER_ID_LEN, MAX_LABEL_LEN, MAX_LEASE_TOKEN_LEN,
+    MAX_ORDER_ID_LEN, NewOrder, OrderMetadata, OrderType, Side, check_filled_quantity,
+    check_indexer_id, check_label, from_micros, now, to_micros, truncate_micros,
 };
 pub use order_id::{
     ORDER_FLAGS_CONDITIONAL, ORDER_FLAGS_LONG_TERM, ORDER_FLAGS_SHORT_TERM, ORDER_FLAGS_TWAP,
@@ -108,3 +110,4 @@ pub use store::{
     LeaseCondition, ListQuery, MAX_PAGE_SIZE, MetadataStore, MetadataStoreExt, Page,
     TransitionRequest,
 };
+pub use update::{ClientIdKey, FieldPatch, UpdateRequest, is_newer};

@@ -10,12 +10,14 @@ use crate::error::StoreError;
 use crate::model::OrderMetadata;
 use crate::status::OrderStatus;
 use crate::store::{ExpireRequest, ListQuery, MetadataStore, Page, TransitionRequest};
+use crate::update::{ClientIdKey, UpdateRequest, is_newer};
 
 /// A complete, concurrency-safe store in memory.
 ///
 /// It is the model the [conformance suite](crate::conformance) compares every backend with,
 /// and a fine store for tests and for bots that need no durability. Nothing survives the
-/// process.
+/// process. Lookups by client id and label scan every record (fine for a model and for
+/// the small stores of tests; the persistent stores use indexes).
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     // One lock over the whole map: every operation is then trivially atomic, which is what a
@@ -137,4 +139,43 @@ impl MetadataStore for MemoryStore {
     async fn health(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    async fn update(&self, req: &UpdateRequest) -> Result<OrderMetadata, StoreError> {
+        req.check()?;
+        let mut orders = self.lock();
+        let meta = orders
+            .get_mut(&req.order_id)
+            .ok_or_else(|| StoreError::NotFound {
+                order_id: req.order_id.clone(),
+            })?;
+        if !req.allows(meta) {
+            return Err(req.conflict(meta));
+        }
+        req.apply(meta);
+        Ok(meta.clone())
+    }
+
+    async fn find_by_client_id(
+        &self,
+        key: &ClientIdKey,
+    ) -> Result<Option<OrderMetadata>, StoreError> {
+        Ok(newest(self.lock().values().filter(|m| key.matches(m))))
+    }
+
+    async fn find_by_label(&self, label: &str) -> Result<Option<OrderMetadata>, StoreError> {
+        Ok(newest(
+            self.lock()
+                .values()
+                .filter(|m| m.label.as_deref() == Some(label)),
+        ))
+    }
+}
+
+fn newest<'a>(records: impl Iterator<Item = &'a OrderMetadata>) -> Option<OrderMetadata> {
+    records
+        .fold(None::<&OrderMetadata>, |best, m| match best {
+            Some(b) if !is_newer(m, b) => Some(b),
+            _ => Some(m),
+        })
+        .cloned()
 }

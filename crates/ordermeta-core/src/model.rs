@@ -13,6 +13,13 @@ use crate::status::OrderStatus;
 /// Longest order id a store accepts, in bytes (keeps keys and indexes small).
 pub const MAX_ORDER_ID_LEN: usize = 256;
 
+/// Longest caller label ([`OrderMetadata::label`]) a store accepts, in bytes.
+pub const MAX_LABEL_LEN: usize = 128;
+
+/// Longest indexer order id ([`OrderMetadata::indexer_id`]) a store accepts, in bytes (the
+/// indexer's ids are 36-character UUIDs; the margin is for other venues' forms).
+pub const MAX_INDEXER_ID_LEN: usize = 64;
+
 /// Truncates a timestamp to whole microseconds: the precision every store keeps.
 ///
 /// Stores of the past and PostgreSQL keep microseconds, so every timestamp ordermeta writes
@@ -327,6 +334,19 @@ pub struct OrderMetadata {
     /// `cancelling` (a `cancelling` record without one, e.g. written before leases existed,
     /// counts as unclaimed and may be re-claimed at once).
     pub lease: Option<Lease>,
+    /// The caller's own name for the order (a bot's order id or UUID): 1..=128 bytes, no
+    /// control characters. Indexed: [`find_by_label`](crate::MetadataStore::find_by_label)
+    /// returns the newest record carrying it. Not unique: a bot may reuse labels.
+    pub label: Option<String>,
+    /// The indexer's id of the order (a UUID), once known.
+    pub indexer_id: Option<String>,
+    /// How much of the order has filled, exact decimal text, as last reported by the chain
+    /// or the indexer; `None` while nothing is known to have filled.
+    pub filled_quantity: Option<String>,
+    /// When the chain confirmed the order gone after a cancel (the indexer's `CANCELED`, or
+    /// the order absent from the book at a committed block). `cancelled_at` is when the node
+    /// *accepted* the cancel: a short-term cancel is best effort until this is set.
+    pub cancel_confirmed_at: Option<DateTime<Utc>>,
 }
 
 impl OrderMetadata {
@@ -355,7 +375,17 @@ impl OrderMetadata {
                 reason: Some("recorded".to_owned()),
             }],
             lease: None,
+            label: None,
+            indexer_id: None,
+            filled_quantity: None,
+            cancel_confirmed_at: None,
         }
+    }
+
+    /// The same record carrying the caller's `label` (see [`label`](Self::label)).
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
     }
 
     /// Owner address of the order's subaccount.
@@ -428,6 +458,15 @@ impl OrderMetadata {
         if self.version == 0 {
             return bad("version must be at least 1".into());
         }
+        if let Some(label) = &self.label {
+            check_label(label).or_else(bad)?;
+        }
+        if let Some(id) = &self.indexer_id {
+            check_indexer_id(id).or_else(bad)?;
+        }
+        if let Some(q) = &self.filled_quantity {
+            check_filled_quantity(q).or_else(bad)?;
+        }
         if let Some(lease) = &self.lease {
             if self.status != OrderStatus::Cancelling {
                 return bad(format!(
@@ -449,6 +488,44 @@ impl OrderMetadata {
         }
         Ok(())
     }
+}
+
+/// Checks a caller label: 1..=[`MAX_LABEL_LEN`] bytes, no control characters.
+pub fn check_label(label: &str) -> Result<(), String> {
+    if label.is_empty() || label.len() > MAX_LABEL_LEN {
+        return Err(format!(
+            "label must be 1..={MAX_LABEL_LEN} bytes, got {}",
+            label.len()
+        ));
+    }
+    if label.chars().any(char::is_control) {
+        return Err("label contains control characters".into());
+    }
+    Ok(())
+}
+
+/// Checks an indexer order id: 1..=[`MAX_INDEXER_ID_LEN`] bytes of printable ASCII.
+pub fn check_indexer_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > MAX_INDEXER_ID_LEN {
+        return Err(format!(
+            "indexer id must be 1..={MAX_INDEXER_ID_LEN} bytes, got {}",
+            id.len()
+        ));
+    }
+    if !id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("indexer id must be printable ASCII".into());
+    }
+    Ok(())
+}
+
+/// Checks a filled quantity: non-negative plain decimal text.
+pub fn check_filled_quantity(q: &str) -> Result<(), String> {
+    if !is_decimal(q) || q.starts_with('-') {
+        return Err(format!(
+            "filled quantity {q:?} is not a non-negative decimal number"
+        ));
+    }
+    Ok(())
 }
 
 /// Plain decimal text: digits, optionally a dot and more digits, optionally a leading minus.

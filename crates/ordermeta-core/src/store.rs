@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::error::StoreError;
 use crate::model::{HistoryEntry, Lease, OrderMetadata, now, truncate_micros};
 use crate::status::OrderStatus;
+use crate::update::{ClientIdKey, FieldPatch, UpdateRequest};
 
 /// Default page size of [`ListQuery`].
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
@@ -64,6 +65,27 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// Checks the backend answers.
     async fn health(&self) -> Result<(), StoreError>;
+
+    /// Sets fields learnt after placement (indexer id, filled quantity, cancel confirmation)
+    /// without changing the status: see [`UpdateRequest`]. Returns the updated record.
+    ///
+    /// Errors: [`StoreError::InvalidMetadata`] for an empty or malformed patch (nothing
+    /// read); [`StoreError::NotFound`]; [`StoreError::StatusConflict`] when the status is not
+    /// one of `req.statuses` or the version is not `req.version`.
+    async fn update(&self, req: &UpdateRequest) -> Result<OrderMetadata, StoreError>;
+
+    /// The newest record (latest `placed_at`, then greatest order id) whose chain identity has
+    /// the key's owner, subaccount, market and client id; `Ok(None)` if there is none.
+    /// Served by an index, not a scan. A corrupt newest record is
+    /// [`StoreError::InvalidMetadata`] naming it.
+    async fn find_by_client_id(
+        &self,
+        key: &ClientIdKey,
+    ) -> Result<Option<OrderMetadata>, StoreError>;
+
+    /// The newest record (same order as [`find_by_client_id`](Self::find_by_client_id))
+    /// carrying `label`; `Ok(None)` if there is none. Served by an index.
+    async fn find_by_label(&self, label: &str) -> Result<Option<OrderMetadata>, StoreError>;
 }
 
 /// A compare-and-set of an order's status, with the fields to set on the way.
@@ -89,6 +111,9 @@ pub struct TransitionRequest {
     /// A condition on the record's current lease, checked in the same compare-and-set as
     /// `from`. When it does not hold the answer is [`StoreError::StatusConflict`].
     pub require: Option<LeaseCondition>,
+    /// Fields learnt from the chain, set in the same write (e.g. the filled quantity with
+    /// the move to `filled`).
+    pub patch: FieldPatch,
 }
 
 /// A condition on an order's current [`Lease`], part of a [`TransitionRequest`]'s
@@ -125,7 +150,26 @@ impl TransitionRequest {
             cancel_tx_hash: None,
             lease: None,
             require: None,
+            patch: FieldPatch::default(),
         }
+    }
+
+    /// Also sets the indexer's order id.
+    pub fn indexer_id(mut self, id: impl Into<String>) -> Self {
+        self.patch.indexer_id = Some(id.into());
+        self
+    }
+
+    /// Also sets the filled quantity (exact decimal text).
+    pub fn filled_quantity(mut self, q: impl Into<String>) -> Self {
+        self.patch.filled_quantity = Some(q.into());
+        self
+    }
+
+    /// Also sets when the chain confirmed the cancel.
+    pub fn cancel_confirmed_at(mut self, at: DateTime<Utc>) -> Self {
+        self.patch.cancel_confirmed_at = Some(truncate_micros(at));
+        self
     }
 
     /// Sets the claim written when entering `cancelling`.
@@ -211,6 +255,7 @@ impl TransitionRequest {
                 .validate()
                 .map_err(|reason| StoreError::invalid(Some(&self.order_id), reason))?;
         }
+        self.patch.check(&self.order_id)?;
         if let Some(LeaseCondition::HeldBy(token)) = &self.require
             && Lease::new(token.clone(), self.at).validate().is_err()
         {
@@ -233,8 +278,8 @@ impl TransitionRequest {
 
     /// The reference semantics of a transition, applied to a record already known to be
     /// [allowed](Self::allows): set status, `updated_at`, `cancelled_at` (when entering
-    /// cancelled), the given hashes, the lease (the request's when entering `cancelling`,
-    /// none otherwise), bump the version, append the history entry. SQL and Lua stores do the
+    /// cancelled), the given hashes, the [patch](FieldPatch), the lease (the request's when
+    /// entering `cancelling`, none otherwise), bump the version, append the history entry. SQL and Lua stores do the
     /// same in one statement.
     pub fn apply(&self, meta: &mut OrderMetadata) {
         let at = truncate_micros(self.at);
@@ -249,12 +294,13 @@ impl TransitionRequest {
         if let Some(h) = &self.cancel_tx_hash {
             meta.cancel_tx_hash = Some(h.clone());
         }
+        self.patch.apply(meta);
         meta.lease = if self.to == OrderStatus::Cancelling {
             self.lease.clone()
         } else {
             None
         };
-        meta.version += 1;
+        meta.version = meta.version.saturating_add(1);
         meta.history.push(self.history_entry());
     }
 }
@@ -466,5 +512,17 @@ impl<T: MetadataStore + ?Sized> MetadataStore for Arc<T> {
     }
     async fn health(&self) -> Result<(), StoreError> {
         (**self).health().await
+    }
+    async fn update(&self, req: &UpdateRequest) -> Result<OrderMetadata, StoreError> {
+        (**self).update(req).await
+    }
+    async fn find_by_client_id(
+        &self,
+        key: &ClientIdKey,
+    ) -> Result<Option<OrderMetadata>, StoreError> {
+        (**self).find_by_client_id(key).await
+    }
+    async fn find_by_label(&self, label: &str) -> Result<Option<OrderMetadata>, StoreError> {
+        (**self).find_by_label(label).await
     }
 }

@@ -23,6 +23,10 @@ pub async fn round_trip(store: &dyn MetadataStore) {
     b.tx_hash = Some("A1B2C3".repeat(10));
     b.cancel_tx_hash = Some("ff".to_owned());
     b.cancelled_at = Some(t0() + Duration::microseconds(1));
+    b = b.with_label("bot-örder-7f3a/é");
+    b.indexer_id = Some("5f2ba7a4-7dc6-5f6e-8d8a-2a5e3f5d1c42".to_owned());
+    b.filled_quantity = Some("0.000000000000000001".to_owned());
+    b.cancel_confirmed_at = Some(t0() + Duration::microseconds(2));
     records.push(b);
     for (i, ot) in OrderType::ALL.into_iter().enumerate() {
         let mut m = short_term(&format!("rt-type-{i}"), OrderStatus::Active, i as u32);
@@ -141,6 +145,14 @@ pub async fn duplicate_ids(store: &dyn MetadataStore) {
     invalid.push(m);
     let mut m = short_term("inv-hist", OrderStatus::Pending, 1);
     m.status = OrderStatus::Active;
+    invalid.push(m);
+    invalid.push(short_term("inv-label", OrderStatus::Pending, 1).with_label("a\nb"));
+    invalid.push(short_term("inv-label2", OrderStatus::Pending, 1).with_label(""));
+    let mut m = short_term("inv-filled", OrderStatus::Pending, 1);
+    m.filled_quantity = Some("-1".to_owned());
+    invalid.push(m);
+    let mut m = short_term("inv-indexer", OrderStatus::Pending, 1);
+    m.indexer_id = Some("has space".to_owned());
     invalid.push(m);
     for m in invalid {
         let r = store.record(&m).await;

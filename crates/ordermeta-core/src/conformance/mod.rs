@@ -30,6 +30,7 @@
 //! | listing | [`paging`], [`list_filters`] |
 //! | expiry | [`expire_by_height`], [`expire_by_time`], [`purge`] |
 //! | leases | [`leases_round_trip`], [`lease_boundaries`], [`stale_reclaim_race`], [`fresh_claim_not_stolen`], [`expire_clears_lease`] |
+//! | lookup | [`find_by_client_id_newest`], [`find_by_label_newest`], [`update_patch_and_conflicts`], [`transition_with_patch`], [`update_race`] |
 //! | model-based | [`model_based`] (a random operation sequence compared with [`MemoryStore`](crate::MemoryStore)) |
 
 mod crud;
@@ -37,6 +38,7 @@ mod expiry;
 mod fixtures;
 mod leases;
 mod listing;
+mod lookup;
 mod model_based;
 mod transitions;
 
@@ -48,6 +50,10 @@ pub use leases::{
     leases_round_trip, stale_reclaim_race,
 };
 pub use listing::{list_filters, paging};
+pub use lookup::{
+    find_by_client_id_newest, find_by_label_newest, transition_with_patch,
+    update_patch_and_conflicts, update_race,
+};
 pub use model_based::{Op, model_based};
 pub use transitions::{
     claim_race, illegal_transitions, legal_transitions, transition_patch_and_conflicts,
@@ -64,7 +70,9 @@ macro_rules! conformance_tests {
             round_trip, record_many_all_or_nothing, duplicate_ids, legal_transitions,
             illegal_transitions, transition_patch_and_conflicts, paging, list_filters,
             expire_by_height, expire_by_time, purge, claim_race, health, leases_round_trip,
-            lease_boundaries, stale_reclaim_race, fresh_claim_not_stolen, expire_clears_lease);
+            lease_boundaries, stale_reclaim_race, fresh_claim_not_stolen, expire_clears_lease,
+            find_by_client_id_newest, find_by_label_newest, update_patch_and_conflicts,
+            transition_with_patch, update_race);
         #[test]
         fn conformance_model_based() {
             $crate::conformance::model_based($setup, $crate::conformance::MODEL_CASES);
