@@ -183,14 +183,16 @@ mod client;
 mod convert;
 mod error;
 mod gateway;
+mod indexer;
 mod recording;
 mod supervisor;
 mod validate;
 
 pub use client::{
     Backfill, CancelAllReport, CancelPath, CancelRetry, CancelScope, Cancelled, ChainSettings,
-    ConfirmReport, ConfirmSettings, FailurePolicy, MAX_BATCH_CANCEL_IDS, OrderDetails,
-    OrderMetaClient, Placed, ReconcileReport, RecordOutcome, RolloutStats,
+    ClientIdReuse, ConfirmReport, ConfirmSettings, FailurePolicy, MAX_BATCH_CANCEL_IDS,
+    OrderDetails, OrderMetaClient, PlaceOptions, Placed, ReconcileReport, RecordOutcome,
+    RolloutStats,
 };
 pub use convert::{
     InvalidOrderKey, ORDER_KEY_FORMAT, from_proto_order_id, order_key, parse_order_key,
@@ -205,6 +207,13 @@ pub use gateway::{
     ChainClock, ChainError, DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DydxGateway,
     GatewayError, GatewayOptions, MISMATCH_RETRIES, NonceMode, OrderGateway,
     TIMESTAMP_NONCE_CUTOFF, TxOutcome, codes, install_crypto_provider,
+};
+#[cfg(any(test, feature = "mock"))]
+pub use indexer::MockIndexerApi;
+pub use indexer::{
+    DEFAULT_INDEXER_TIMEOUT, DydxIndexer, FeedEvent, FeedStream, IndexerApi, IndexerClock,
+    IndexerError, IndexerFill, IndexerOptions, IndexerOrder, IndexerOrderStatus, IndexerSubaccount,
+    IndexerSync, SyncConfig, SyncReport, indexer_order_id, indexer_subaccount_id,
 };
 pub use recording::{
     InvalidRecordingSetting, RECORDING_ENV, RecordingSwitch, RolloutScope, Share, SubaccountRef,
