@@ -152,8 +152,21 @@ impl LookupFields {
         keys
     }
 
+    /// The fields of a HASH already read whole (the fuzz tests' way in).
+    #[cfg(test)]
+    pub(crate) fn from_hash(h: &crate::codec::RawHash) -> Self {
+        let f = |name: &str| h.get(name.as_bytes()).cloned();
+        LookupFields {
+            owner: f("owner"),
+            subaccount_number: f("subaccount_number"),
+            clob_pair_id: f("clob_pair_id"),
+            client_id: f("client_id"),
+            label: f("label"),
+        }
+    }
+
     /// `purge.lua`'s fingerprint: each field as `<length>:<bytes>;`, or `-;` when absent.
-    fn fingerprint(&self) -> Vec<u8> {
+    pub(crate) fn fingerprint(&self) -> Vec<u8> {
         let mut out = Vec::new();
         for f in [
             &self.owner,
