@@ -1,8 +1,9 @@
 //! The scripted operations, one file per Lua script in `lua/` (its KEYS/ARGV in the file's
 //! header), and [`Shared`], the state every operation works on.
 //!
-//! Every script takes the namespace's eleven index keys first ([`Shared::invocation`]), then
-//! the keys of the orders it touches: all in one hash tag, so one Redis Cluster slot.
+//! Every script but `lookup.lua` (which touches one lookup index and one order) takes the
+//! namespace's eleven index keys first ([`Shared::invocation`]), then the keys of the orders
+//! it touches and of their lookup indexes: all in one hash tag, so one Redis Cluster slot.
 //!
 //! Every operation runs under one [`Deadline`] (the store's operation timeout): a write gets
 //! three quarters of it for its reply (of what is left, when a read came first), and the rest

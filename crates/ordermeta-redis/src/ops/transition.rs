@@ -1,4 +1,5 @@
-//! `transition`: compare-and-set of one order's status and claim lease, with its patch and a
+//! `transition`: compare-and-set of one order's status and claim lease, with the fields it
+//! sets on the way (hashes, the request's [`FieldPatch`](ordermeta_core::FieldPatch)) and a
 //! history append (`lua/transition.lua`).
 //!
 //! Read, check, then write only if unchanged: the order is read and decoded whole here (so a
