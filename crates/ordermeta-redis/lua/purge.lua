@@ -5,17 +5,22 @@
 --
 -- KEYS[1..11]  the index keys, as in record.lua: ids, open:gtb, open:gtt, terminal, then the
 --              seven status ZSETs (pending, active, cancelling, cancelled, expired, filled, failed)
--- KEYS[12..]   {ns}:o:<order id>     the candidates' HASHes, in the order of ARGV[4..]
+-- KEYS[12..]   per candidate, in the order of ARGV[4..]: {ns}:o:<order id> (its HASH), then
+--              its k lookup indexes ({ns}:cid:..., {ns}:lbl:...) as the caller derived them
+--              from the record's fields
 --
 -- ARGV[1]      the cut-off (µs): records with updated_at strictly before it are deleted
 -- ARGV[2]      the earliest and ARGV[3] the latest updated_at (µs) a record can hold (the
 --              decoder's range): one outside it is corrupt
--- ARGV[4..]    the candidates' order ids
+-- ARGV[4..]    per candidate: order id, k, and the fingerprint of the fields the lookup keys
+--              derive from, as the caller read them (see `fingerprint` below)
 --
--- Each candidate is judged on its own, on what it relies on: its key's type, status and
--- updated_at. One failing a check is skipped: left as it is, and in KEYS[4], and named in the
--- reply; the others go on. Candidates whose record has gone (retention TTL) lose their index
--- entries; open ones (a stale entry) leave KEYS[4].
+-- Each candidate is judged on its own, on what it relies on: its key's type, status,
+-- updated_at, and the type of its lookup keys. One failing a check is skipped: left as it is,
+-- and in KEYS[4], and named in the reply; the others go on. A candidate whose lookup fields
+-- changed since the caller read them is skipped too (the next purge finds it again).
+-- Candidates whose record has gone (retention TTL) lose their index entries; open ones (a
+-- stale entry) leave KEYS[4].
 --
 -- Returns: {'ok', deleted, kept, id, reason, ...}: how many records were deleted, how many
 --          candidates stay in KEYS[4] (terminal but not old enough; the caller skips past
@@ -55,6 +60,24 @@ local function int_lt(a, b)
   return false
 end
 
+-- The fields the lookup keys derive from, each as '<length>:<bytes>;' or '-;' when absent:
+-- the caller computes the same from what it read, so equal fingerprints mean equal keys.
+local LOOKUP_FIELDS = {'owner', 'subaccount_number', 'clob_pair_id', 'client_id', 'label'}
+local function fingerprint(key)
+  local v = redis.call('HMGET', key, unpack(LOOKUP_FIELDS))
+  local parts = {}
+  for j = 1, #LOOKUP_FIELDS do
+    parts[j] = v[j] and (#v[j] .. ':' .. v[j] .. ';') or '-;'
+  end
+  return table.concat(parts)
+end
+
+local function zset_or_none(k)
+  local t = redis.call('TYPE', k)['ok']
+  if t == 'zset' or t == 'none' then return nil end
+  return t
+end
+
 local cut, earliest, latest = ARGV[1], ARGV[2], ARGV[3]
 local reply = {'ok', 0, 0}
 local function skip(id, reason)
@@ -63,12 +86,25 @@ local function skip(id, reason)
 end
 
 local deleted, kept = 0, 0
-for i = 4, #ARGV do
-  local id = ARGV[i]
-  local key = KEYS[8 + i]
+local p, kp = 4, 12
+while p <= #ARGV do
+  local id, k, fp = ARGV[p], tonumber(ARGV[p + 1]), ARGV[p + 2]
+  local key = KEYS[kp]
+  local lookups = {}
+  for j = 1, k do lookups[j] = KEYS[kp + j] end
+  p, kp = p + 3, kp + 1 + k
+  local bad_lookup = nil
+  for _, l in ipairs(lookups) do
+    local bad = zset_or_none(l)
+    if bad then bad_lookup = 'lookup index ' .. l .. ' holds a ' .. bad .. ', not a sorted set' break end
+  end
   local t = redis.call('TYPE', key)['ok']
   if t == 'none' then
-    for k = 1, 11 do redis.call('ZREM', KEYS[k], id) end
+    for j = 1, 11 do redis.call('ZREM', KEYS[j], id) end
+    -- Gone since the caller read it: its lookup entries are stale too.
+    for _, l in ipairs(lookups) do
+      if not zset_or_none(l) then redis.call('ZREM', l, id) end
+    end
   elseif t ~= 'hash' then
     skip(id, "the order's key holds a " .. t .. ', not a hash')
   else
@@ -81,12 +117,17 @@ for i = 4, #ARGV do
     elseif not (up and string.find(up, '^%-?%d+$'))
         or int_lt(up, earliest) or int_lt(latest, up) then
       skip(id, 'updated_at is not an integer of microseconds in range')
-    elseif int_lt(up, cut) then
-      redis.call('DEL', key)
-      for k = 1, 11 do redis.call('ZREM', KEYS[k], id) end
-      deleted = deleted + 1
-    else
+    elseif not int_lt(up, cut) then
       kept = kept + 1
+    elseif bad_lookup then
+      skip(id, bad_lookup)
+    elseif fingerprint(key) ~= fp then
+      skip(id, 'its client id or label fields changed while purge ran; the next purge takes it')
+    else
+      redis.call('DEL', key)
+      for j = 1, 11 do redis.call('ZREM', KEYS[j], id) end
+      for _, l in ipairs(lookups) do redis.call('ZREM', l, id) end
+      deleted = deleted + 1
     end
   end
 end

@@ -9,14 +9,17 @@
 -- KEYS[4]      {ns}:terminal         ZSET of terminal orders, score = updated_at (µs)
 -- KEYS[5..11]  {ns}:status:<status>  ZSET per status (score 0): pending, active, cancelling,
 --                                    cancelled, expired, filled, failed (in this order)
--- KEYS[12..]   {ns}:o:<order id>     one HASH per record, in the order of the records in ARGV
+-- KEYS[12..]   per record, in the order of the records in ARGV: {ns}:o:<order id> (its
+--              HASH), then its k lookup-index ZSETs, {ns}:cid:... and, when it has a label,
+--              {ns}:lbl:... (score = placed_at in µs, member = order id)
 --
 -- ARGV[1]      retention TTL of terminal records in milliseconds, 0 for none
 -- ARGV[2]      operation token, written to the field `op` (recognises a retry of this call)
--- ARGV[3]      number of records n (= #KEYS - 11)
+-- ARGV[3]      number of records n
 -- ARGV[4..]    per record: order id, status, good-til block or '', good-til block time or '',
---              updated_at (µs), field count f, then f field/value pairs of the HASH (the
---              claim lease, lease_token and lease_until, among them when the record holds one)
+--              updated_at (µs), placed_at (µs), k, field count f, then f field/value pairs of
+--              the HASH (the claim lease, lease_token and lease_until, among them when the
+--              record holds one)
 --
 -- Returns: {'ok'}                          every record written (or this very call already had been)
 --          {'exists', <order id>}          the first id that exists or repeats; nothing written
@@ -42,9 +45,10 @@ local function index_type(k)
   return nil
 end
 local seen = n > 1 and {} or nil
-local p = 4
+local p, kp = 4, 12
 for i = 1, n do
-  local id, status, key = ARGV[p], ARGV[p + 1], KEYS[11 + i]
+  local id, status, key = ARGV[p], ARGV[p + 1], KEYS[kp]
+  local k = tonumber(ARGV[p + 6])
   if seen then
     if seen[id] then return {'exists', id} end
     seen[id] = true
@@ -67,25 +71,30 @@ for i = 1, n do
     touched[#touched + 1] = KEYS[4]
   end
   if ttl > 0 then
-    for k = 2, 11 do touched[#touched + 1] = KEYS[k] end
+    for j = 2, 11 do touched[#touched + 1] = KEYS[j] end
   end
-  for _, k in ipairs(touched) do
-    local bad = index_type(k)
-    if bad then return {'index', k, bad} end
+  for j = 1, k do touched[#touched + 1] = KEYS[kp + j] end
+  for _, ik in ipairs(touched) do
+    local bad = index_type(ik)
+    if bad then return {'index', ik, bad} end
   end
-  p = p + 6 + 2 * tonumber(ARGV[p + 5])
+  p = p + 8 + 2 * tonumber(ARGV[p + 7])
+  kp = kp + 1 + k
 end
 
-p = 4
+p, kp = 4, 12
 for i = 1, n do
-  local id, status, key = ARGV[p], ARGV[p + 1], KEYS[11 + i]
-  local last = p + 5 + 2 * tonumber(ARGV[p + 5])
+  local id, status, key = ARGV[p], ARGV[p + 1], KEYS[kp]
+  local k = tonumber(ARGV[p + 6])
+  local last = p + 7 + 2 * tonumber(ARGV[p + 7])
   -- A record removed by its retention TTL leaves index entries behind; drop them first.
   if ttl > 0 and redis.call('ZSCORE', KEYS[1], id) then
-    for k = 2, 11 do redis.call('ZREM', KEYS[k], id) end
+    -- (Its lookup entries cannot be found without the old record: lookups drop them.)
+    for j = 2, 11 do redis.call('ZREM', KEYS[j], id) end
   end
-  redis.call('HSET', key, unpack(ARGV, p + 6, last))
+  redis.call('HSET', key, unpack(ARGV, p + 8, last))
   redis.call('ZADD', KEYS[1], 0, id)
+  for j = 1, k do redis.call('ZADD', KEYS[kp + j], ARGV[p + 5], id) end
   for s = 1, 7 do
     if STATUSES[s] == status then redis.call('ZADD', KEYS[4 + s], 0, id) break end
   end
@@ -97,5 +106,6 @@ for i = 1, n do
     if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
   end
   p = last + 1
+  kp = kp + 1 + k
 end
 return {'ok'}

@@ -17,11 +17,11 @@ pub(crate) const OP_FIELD: &str = "op";
 /// Every HASH field of the model, whichever `encode` writes for some record (the optional
 /// ones are absent when their value is). A transition deletes those of them a record no
 /// longer has.
-pub(crate) const FIELDS: [&str; 25] = with_op(STORED_FIELDS);
+pub(crate) const FIELDS: [&str; 29] = with_op(STORED_FIELDS);
 
 /// The stored fields plus [`OP_FIELD`].
-const fn with_op(stored: [&'static str; 24]) -> [&'static str; 25] {
-    let mut out = [OP_FIELD; 25];
+const fn with_op(stored: [&'static str; 28]) -> [&'static str; 29] {
+    let mut out = [OP_FIELD; 29];
     let mut i = 0;
     while i < stored.len() {
         out[i] = stored[i];
@@ -70,7 +70,7 @@ pub fn hash_fields(meta: &OrderMetadata) -> Vec<(&'static str, String)> {
 
 /// The HASH fields of `m`, in a fixed order. Absent optional values are absent fields.
 pub(crate) fn encode(m: &OrderMetadata) -> Vec<(&'static str, String)> {
-    let mut f = Vec::with_capacity(24);
+    let mut f = Vec::with_capacity(28);
     f.push(("order_id", m.order_id.clone()));
     f.push(("dydx_order_id", m.dydx_order_id.to_base64()));
     match m.good_til {
@@ -106,6 +106,18 @@ pub(crate) fn encode(m: &OrderMetadata) -> Vec<(&'static str, String)> {
     if let Some(lease) = &m.lease {
         f.push(("lease_token", lease.token.clone()));
         f.push(("lease_until", to_micros(lease.until).to_string()));
+    }
+    if let Some(l) = &m.label {
+        f.push(("label", l.clone()));
+    }
+    if let Some(i) = &m.indexer_id {
+        f.push(("indexer_id", i.clone()));
+    }
+    if let Some(q) = &m.filled_quantity {
+        f.push(("filled_quantity", q.clone()));
+    }
+    if let Some(t) = m.cancel_confirmed_at {
+        f.push(("cancel_confirmed_at", to_micros(t).to_string()));
     }
     f
 }
@@ -240,6 +252,13 @@ fn decode_inner(order_id: &str, h: &RawHash) -> Result<OrderMetadata, StoreError
                 ));
             }
         },
+        // Checked by `validate` below (label, indexer id, filled quantity).
+        label: text(h, "label")?.map(str::to_owned),
+        indexer_id: text(h, "indexer_id")?.map(str::to_owned),
+        filled_quantity: text(h, "filled_quantity")?.map(str::to_owned),
+        cancel_confirmed_at: text(h, "cancel_confirmed_at")?
+            .map(|s| parse_micros("cancel_confirmed_at", s))
+            .transpose()?,
     };
     // The version is an i64 in every other store; keep the same range here.
     if meta.version > MAX_VERSION {
@@ -324,11 +343,22 @@ mod tests {
         m.cancelled_at = Some(now());
         m.tx_hash = Some("t".into());
         m.cancel_tx_hash = Some("c".into());
+        m.label = Some("l".into());
+        m.indexer_id = Some("i".into());
+        m.filled_quantity = Some("0".into());
+        m.cancel_confirmed_at = Some(now());
         for (f, _) in encode(&m) {
             assert!(FIELDS.contains(&f), "{f}");
         }
+        let mut written: Vec<&str> = encode(&m).iter().map(|(f, _)| *f).collect();
         m.good_til = GoodTil::BlockTime(1);
-        assert!(encode(&m).iter().any(|(f, _)| *f == "good_til_block_time"));
+        m.status = OrderStatus::Cancelling;
+        m.history[0].status = OrderStatus::Cancelling;
+        m.lease = Some(Lease::new("t", now()));
+        written.extend(encode(&m).iter().map(|(f, _)| *f));
+        for f in STORED_FIELDS {
+            assert!(written.contains(&f), "{f} is never written");
+        }
     }
 
     #[test]
@@ -380,6 +410,11 @@ mod tests {
         let mut m = sample();
         m.tx_hash = Some(String::new());
         assert_eq!(decode("a", &raw(&m)).expect("decode"), m);
+        m.label = Some("bot-örder 🚀".into());
+        m.indexer_id = Some("5f2ba7a4-7dc6-5f6e-8d8a-2a5e3f5d1c42".into());
+        m.filled_quantity = Some("0.000000000000000001".into());
+        m.cancel_confirmed_at = Some(now());
+        assert_eq!(decode("a", &raw(&m)).expect("decode"), m);
     }
 
     #[test]
@@ -419,7 +454,13 @@ mod tests {
     #[test]
     fn corrupt_fields_are_invalid_metadata() {
         let m = sample();
-        let cases: [(&str, Option<&[u8]>); 11] = [
+        let cases: [(&str, Option<&[u8]>); 17] = [
+            ("label", Some(b"")),
+            ("label", Some(b"a\nb")),
+            ("label", Some(b"\xff")),
+            ("indexer_id", Some(b"has space")),
+            ("filled_quantity", Some(b"-1")),
+            ("cancel_confirmed_at", Some(b"soon")),
             ("version", Some(b"-1")),
             ("version", Some(b"0")),
             ("version", Some(b"9223372036854775808")),

@@ -1,6 +1,9 @@
 //! Property tests of the HASH decoder over outside bytes: whatever a HASH holds (any field
 //! names, any values, UTF-8 or not), decoding returns a record or `InvalidMetadata` naming the
-//! order, and never panics; what it accepts is a valid record that round-trips.
+//! order, and never panics; what it accepts is a valid record that round-trips. Records carry
+//! every field of [`STORED_FIELDS`](ordermeta_core::backend::STORED_FIELDS), the label,
+//! indexer id, filled quantity and cancel confirmation included; the lookup-key derivation of
+//! `purge` is total over the same bytes.
 //!
 //! Cases per property: 256, or `ORDERMETA_FUZZ_CASES` (`scripts/soak.sh` runs 1,000,000).
 
@@ -12,6 +15,8 @@ use ordermeta_core::{
 use proptest::prelude::*;
 
 use crate::codec::{self, FIELDS, MAX_VERSION, RawHash};
+use crate::keys::KeyLayout;
+use crate::ops::purge::LookupFields;
 
 /// Cases per property: `ORDERMETA_FUZZ_CASES`, else 256.
 fn cases() -> u32 {
@@ -80,6 +85,15 @@ const EDGES: &[&[u8]] = &[
     b"cancelling",
     b"cancelled",
     b"a",
+    // Edges of the fields learnt after placement: labels, indexer ids, filled quantities.
+    b"0.0",
+    b"-0.1",
+    b".5",
+    b"5.",
+    b"a\nb",
+    b"a b",
+    b"\xc3\xbc\xf0\x9f\x9a\x80",
+    b"5f2ba7a4-7dc6-5f6e-8d8a-2a5e3f5d1c42",
 ];
 
 fn arb_value() -> impl Strategy<Value = Vec<u8>> {
@@ -142,11 +156,20 @@ fn arb_meta() -> impl Strategy<Value = OrderMetadata> {
         proptest::option::of("[^\\p{Cc}]{0,70}"),
         proptest::option::of(("[^\\p{Cc}]{1,32}", arb_time())),
     );
-    (ids, body, state).prop_map(
+    // Learnt after placement (issue 13): each may be absent.
+    let learnt = (
+        // At most 30 characters of at most 4 bytes: within the 128-byte limit.
+        proptest::option::of("[^\\p{Cc}]{1,30}"),
+        proptest::option::of("[!-~]{1,64}"),
+        proptest::option::of("[0-9]{1,12}(\\.[0-9]{1,18})?"),
+        proptest::option::of(arb_time()),
+    );
+    (ids, body, state, learnt).prop_map(
         |(
             (order_id, owner, sub, client, flags, clob, good_til),
             (symbol, side, quantity, price, order_type),
             (status, placed, updated, version, tx_hash, lease),
+            (label, indexer_id, filled_quantity, cancel_confirmed_at),
         )| {
             let order = NewOrder {
                 order_id,
@@ -178,6 +201,10 @@ fn arb_meta() -> impl Strategy<Value = OrderMetadata> {
             if status == OrderStatus::Cancelled {
                 m.cancelled_at = Some(updated);
             }
+            m.label = label;
+            m.indexer_id = indexer_id;
+            m.filled_quantity = filled_quantity;
+            m.cancel_confirmed_at = cancel_confirmed_at;
             m
         },
     )
@@ -250,6 +277,12 @@ proptest! {
     ) {
         let mut h = raw(&m);
         prop_assert_eq!(codec::decode(&m.order_id, &h).ok(), Some(m.clone()));
+        // `purge` finds, from the stored bytes, exactly the lookup keys `record` wrote.
+        let layout = KeyLayout::new("fuzz").expect("namespace");
+        let derived = LookupFields::from_hash(&h).keys(&layout);
+        let written: Vec<Vec<u8>> =
+            layout.lookups_of(&m).into_iter().map(String::into_bytes).collect();
+        prop_assert_eq!(derived, written);
         for (field, value) in damage {
             match value {
                 Some(v) => h.insert(field, v),
@@ -257,6 +290,10 @@ proptest! {
             };
         }
         check(&m.order_id, &h)?;
+        // And derives some keys (or none) from whatever is left, without failing.
+        let fields = LookupFields::from_hash(&h);
+        prop_assert!(fields.keys(&layout).len() <= 2);
+        prop_assert!(!fields.fingerprint().is_empty());
     }
 
     /// Script replies of any shape become a value or an error, never a panic.

@@ -9,9 +9,9 @@
 //!   (`rediss://user:password@host:6380/`); [`RedisStoreOptions::tls_root_cert`] adds a
 //!   private CA.
 //! - Every atomic operation is one Lua script (`lua/record.lua`, `transition.lua`,
-//!   `expire.lua`, `purge.lua`, each with a KEYS/ARGV/Returns header) run by one Rust file
-//!   of the same name in `src/ops/`; hashed once per process, loaded at connect and reloaded
-//!   by redis-rs when a server answers `NOSCRIPT`.
+//!   `update.lua`, `expire.lua`, `purge.lua`, `lookup.lua`, each with a KEYS/ARGV/Returns
+//!   header) run by one Rust file of the same name in `src/ops/`; hashed once per process,
+//!   loaded at connect and reloaded by redis-rs when a server answers `NOSCRIPT`.
 //! - [`RedisStoreOptions::from_url`] takes ordermeta's `namespace=` parameter out of a store
 //!   URL ([`URL_SCHEMES`] lists the schemes); the rest of the URL is redis-rs'.
 //!
@@ -31,18 +31,56 @@
 //! | `{ns}:open:gtb`          | ZSET | open short-term orders, score = good-til block            |
 //! | `{ns}:open:gtt`          | ZSET | open stateful orders, score = good-til block time         |
 //! | `{ns}:terminal`          | ZSET | terminal orders, score = `updated_at` (µs)                |
+//! | `{ns}:cid:<o>:<owner>:<sub>:<clob>:<cid>` | ZSET | orders by chain identity without flags and good-til, score = `placed_at` (µs) |
+//! | `{ns}:lbl:<l>:<label>`   | ZSET | orders carrying a caller label, score = `placed_at` (µs)  |
 //!
-//! The HASH fields are the shared SQL schema's column names: `order_id`, `dydx_order_id`
+//! The HASH fields are the shared SQL schema's column names
+//! ([`STORED_FIELDS`](ordermeta_core::backend::STORED_FIELDS)): `order_id`, `dydx_order_id`
 //! (base64 protobuf), `good_until_block` *or* `good_til_block_time`, `client_id`,
 //! `subaccount_number`, `owner`, `order_flags`, `clob_pair_id`, `symbol`, `side`, `quantity`,
 //! `price`, `order_type`, `placed_at`, `updated_at`, `cancelled_at` (integer microseconds),
-//! `tx_hash`, `cancel_tx_hash`, `status`, `version`, `history` (JSON array), and the claim
-//! lease `lease_token` / `lease_until` (µs, like every timestamp); an absent optional value is
-//! an absent field. One more field, `op`, holds a token of the last write (see *Failures*
+//! `tx_hash`, `cancel_tx_hash`, `status`, `version`, `history` (JSON array), the claim
+//! lease `lease_token` / `lease_until` (µs, like every timestamp), and what is learnt after
+//! placement: `label`, `indexer_id`, `filled_quantity` (decimal text) and
+//! `cancel_confirmed_at` (µs); an absent optional value is an absent field. One more field, `op`, holds a token of the last write (see *Failures*
 //! below). Reading is strict: a malformed field, an encoded `dydx_order_id` that
 //! disagrees with its columns, or a value of the wrong type is
 //! [`StoreError::InvalidMetadata`](ordermeta_core::StoreError::InvalidMetadata) naming the order; `list` reports such records in
 //! [`Page::invalid`](ordermeta_core::Page::invalid).
+//!
+//! ### Lookup indexes
+//!
+//! [`find_by_client_id`](ordermeta_core::MetadataStore::find_by_client_id) and
+//! [`find_by_label`](ordermeta_core::MetadataStore::find_by_label) read one ZSET each, never
+//! scan: `{ns}:cid:…` per (owner, subaccount, market, client id) and `{ns}:lbl:…` per label.
+//! Free text in these names is **length-prefixed**: `<o>` is the owner's length and `<l>` the
+//! label's, in bytes, in decimal, followed by `:` and the bytes themselves (the numbers are
+//! canonical decimals: no sign, no leading zeros). So a name reads back into exactly one
+//! (owner, subaccount, market, client id) or label, whatever `:` or unicode they hold, and
+//! `{ns}:lbl:8:bot Ü:1` is the label `bot Ü:1`. A label is any 1..=128 bytes without control
+//! characters, compared byte for byte (case, spaces and unicode normalisation significant).
+//!
+//! Members are order ids, scored by `placed_at` in integer microseconds: exact in a double for
+//! every time within ±2^53 µs of 1970 (years 1685 to 2255); members of equal score sort by
+//! their bytes, so `ZREVRANGE key 0 0` is the newest by
+//! [`is_newer`](ordermeta_core::is_newer) (latest `placed_at`, then greatest id). `record`
+//! writes a record's entries atomically with its HASH; `purge` deletes them with it (reading
+//! the fields they derive from first, see `ops/purge.rs`); nothing else changes them: the
+//! identity and the label of a record never change. A lookup reads the newest member and its
+//! order: a corrupt order is `InvalidMetadata` naming it; a member whose order is gone (a
+//! retention TTL, a delete by hand), that names an order now indexed elsewhere, or that is not
+//! UTF-8, is stale, dropped (`lookup.lua`, only if the order is still as read) and passed.
+//!
+//! ### Updates
+//!
+//! [`update`](ordermeta_core::MetadataStore::update) works like a transition (next section):
+//! read and decode the order, check its status and version, compute the new record
+//! ([`UpdateRequest::apply`](ordermeta_core::UpdateRequest::apply): the patch, `updated_at`,
+//! version + 1), and `update.lua` writes the fields that change only if the order's `op` token
+//! is still the one read. No history entry, the lease untouched; a terminal order's
+//! `{ns}:terminal` score follows the new `updated_at`, and its retention TTL restarts. A
+//! transition writes its [`FieldPatch`](ordermeta_core::FieldPatch) the same way, among the
+//! fields that change.
 //!
 //! ### Claim leases
 //!
@@ -95,7 +133,14 @@
 //!   not UTF-8 are removed from the index they read.
 //! - An **index key** of another type breaks every operation that writes to it (and `list`
 //!   that reads it): those fail with `InvalidMetadata` naming the key, writing nothing, until
-//!   the key is repaired (deleted, or rebuilt).
+//!   the key is repaired (deleted, or rebuilt). For a lookup index, that is `record` of an
+//!   order indexed there and the lookup itself; `purge` skips (and reports) the orders it
+//!   would remove from it.
+//! - A lookup whose newest order is corrupt answers `InvalidMetadata` naming it (an older
+//!   order is not the answer); stale members above it are dropped (see *Lookup indexes*).
+//! - A record whose `owner`, `subaccount_number`, `clob_pair_id`, `client_id` or `label` was
+//!   changed by hand is purged all the same; its lookup entries under the old values are
+//!   left behind and dropped by the first lookup that meets them.
 //! - Versions saturate at `i64::MAX` (the largest any ordermeta store keeps): a record at it
 //!   stays usable, its version stops counting. Beyond it, a version is malformed.
 //!
@@ -119,12 +164,16 @@
 //! record may vanish before `purge`'s cut-off says so, which is why it is off by default (with
 //! it off, the store behaves exactly like every other ordermeta store). Index entries a TTL
 //! leaves behind are skipped by `list` and removed by `purge` and by a later `record` of the
-//! same id. A typical setting is 30 days, with `purge` still run now and then.
+//! same id; lookup-index entries, whose keys only the record names, are dropped by the lookups
+//! that meet them (an entry of a client id or label never looked up again stays: a few dozen
+//! bytes, a leftover ZSET per such key). A typical setting is 30 days, with `purge` still run
+//! now and then.
 //!
 //! ## Deadlines
 //!
-//! Every call of the store — `record`, `record_many`, `get`, `transition`, `list`, `expire`,
-//! `purge`, `health` — completes or fails within one deadline,
+//! Every call of the store — `record`, `record_many`, `get`, `transition`, `update`, `list`,
+//! `find_by_client_id`, `find_by_label`, `expire`, `purge`, `health` — completes or fails
+//! within one deadline,
 //! [`RedisStoreOptions::operation_timeout`] (default
 //! [`DEFAULT_OPERATION_TIMEOUT`](ordermeta_core::backend::DEFAULT_OPERATION_TIMEOUT), 5 s),
 //! read-backs included; [`connect`](RedisStoreOptions::connect) (connection and script loading)
@@ -141,15 +190,15 @@
 //! then finds the order gives [`AlreadyExists`](ordermeta_core::StoreError::AlreadyExists), a
 //! repeated compare-and-set a `StatusConflict`, so a retry is never applied twice — but it
 //! does not tell you which call won). A `Timeout` of `get`, `list` or `health` changed
-//! nothing; one of `expire` or `purge` may have done part of its batches, and running it again
-//! is safe.
+//! nothing, one of a lookup at most dropped stale index members; one of `expire` or `purge`
+//! may have done part of its batches, and running it again is safe.
 //!
 //! ## Failures
 //!
 //! A dropped connection is re-established by the connection manager (or the cluster client);
 //! the operation that met the drop fails with [`StoreError::Backend`](ordermeta_core::StoreError::Backend), the next ones work
-//! again — the store never needs rebuilding. Reads (`get`, `list`, `health`) are retried once
-//! on a connection error. Writes are never retried blindly: every write carries a fresh token
+//! again — the store never needs rebuilding. Reads (`get`, `list`, the lookups' reads,
+//! `health`) are retried once on a connection error. Writes are never retried blindly: every write carries a fresh token
 //! it stores in the `op` field, and when a write's reply is lost (I/O error, reply timeout,
 //! or no reply within its share of the deadline) the store reads the order back, asking again
 //! until the deadline while the server does not answer — if the order holds our token the
@@ -195,6 +244,15 @@
 //! takes 58 µs now (HGETALL 6 + script 52), a `record` 43–54 µs before and 48 µs now, the same
 //! within the noise. A claim now costs one more round trip of latency. The ratios in the table
 //! above were measured before this change and have not been re-run since.
+//!
+//! The lookup indexes (issue 13) cost `record` one TYPE check and one ZADD per index. Server
+//! time per call, `SLOWLOG` medians of 2 000 interleaved calls each on a private server, two
+//! runs (2026-11-27, busy machine): `record` 45–48 µs with the script before issue 13, 52–57 µs
+//! now without a label, 57–62 µs with one, 60–65 µs also carrying an indexer id and a filled
+//! quantity. A transition's script is unchanged: a patch rides in the HSET it sends anyway
+//! (63–67 µs with a patch on a record holding the new fields, 73–75 µs without either: no cost
+//! measurable), and its HGETALL reads 6–7 µs either way. `update` is 24–26 µs (no index
+//! moves) after its HGETALL; a lookup is ZREVRANGE (2–3 µs) then HGETALL.
 //!
 //! ## Example
 //!

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ordermeta_core::{
-    ExpireRequest, InvalidRecord, ListQuery, MetadataStore, OrderMetadata, Page, StoreError,
-    TransitionRequest,
+    ClientIdKey, ExpireRequest, InvalidRecord, ListQuery, MetadataStore, OrderMetadata, Page,
+    StoreError, TransitionRequest, UpdateRequest,
 };
 use redis::Value;
 
@@ -60,6 +60,8 @@ impl RedisStore {
     }
 
     /// Deletes every record and index of this namespace (not atomic; for tests and teardown).
+    /// Lookup indexes are found through the records: one left behind by records a retention
+    /// TTL removed (or by records damaged by hand) stays.
     pub async fn delete_namespace(&self) -> Result<(), StoreError> {
         let ids_key = self.inner.keys.ids();
         loop {
@@ -74,11 +76,20 @@ impl RedisStore {
             if ids.is_empty() {
                 break;
             }
+            // The lookup indexes the records name (entries of records already gone, by a
+            // retention TTL, leave theirs behind).
+            let (utf8, _) = ops::split_members(ids.clone());
+            let lookups: Vec<Vec<u8>> = ops::purge::lookup_fields(&self.inner, &utf8)
+                .await?
+                .iter()
+                .flat_map(|f| f.keys(&self.inner.keys))
+                .collect();
             let mut p = redis::pipe();
             p.cmd("DEL")
                 .arg(
                     ids.iter()
                         .map(|i| self.inner.keys.order_bytes(i))
+                        .chain(lookups)
                         .collect::<Vec<_>>(),
                 )
                 .ignore();
@@ -294,6 +305,34 @@ impl MetadataStore for RedisStore {
     async fn purge(&self, older_than: DateTime<Utc>) -> Result<u64, StoreError> {
         self.deadline("purge")
             .run(ops::purge::run(&self.inner, older_than))
+            .await
+    }
+
+    async fn update(&self, req: &UpdateRequest) -> Result<OrderMetadata, StoreError> {
+        let d = self.deadline("update");
+        d.run(ops::update::run(&self.inner, req, &d)).await
+    }
+
+    async fn find_by_client_id(
+        &self,
+        key: &ClientIdKey,
+    ) -> Result<Option<OrderMetadata>, StoreError> {
+        let index = self.inner.keys.client_id(key);
+        self.deadline("find_by_client_id")
+            .run(ops::lookup::newest(&self.inner, &index, |m| key.matches(m)))
+            .await
+    }
+
+    async fn find_by_label(&self, label: &str) -> Result<Option<OrderMetadata>, StoreError> {
+        // An invalid label is on no record: nothing to look up (and no key to build from it).
+        if ordermeta_core::check_label(label).is_err() {
+            return Ok(None);
+        }
+        let index = self.inner.keys.label(label);
+        self.deadline("find_by_label")
+            .run(ops::lookup::newest(&self.inner, &index, |m| {
+                m.label.as_deref() == Some(label)
+            }))
             .await
     }
 

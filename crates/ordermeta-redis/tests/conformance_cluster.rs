@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 use ordermeta_core::conformance::{TestStore, short_term};
-use ordermeta_core::{MetadataStore, MetadataStoreExt, OrderStatus};
+use ordermeta_core::{ClientIdKey, MetadataStore, MetadataStoreExt, OrderStatus};
 use ordermeta_redis::redis;
 use ordermeta_testkit::redis::Cluster;
 
@@ -94,4 +94,34 @@ async fn namespaces_spread_over_the_masters() {
         3,
         "24 namespaces over 3 masters: {masters:?}"
     );
+}
+
+/// `lookup.lua` (which only runs when a lookup meets a stale member, so never in the suite)
+/// works on the cluster too: a dangling member above the newest is dropped, one slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_drop_stale_members_on_the_cluster() {
+    let url = tokio::task::spawn_blocking(|| cluster().url())
+        .await
+        .expect("start the cluster");
+    let store = common::connect_fresh(&url, "cluster_stale").await;
+    let m = short_term("real", OrderStatus::Active, 10).with_label("l");
+    store.record(&m).await.expect("record");
+    let key = ClientIdKey::of(&m);
+    let mut conn = store.connection();
+    for index in [store.keys().client_id(&key), store.keys().label("l")] {
+        let _: () = redis::AsyncCommands::zadd(&mut conn, &index, "ghost", i64::MAX)
+            .await
+            .expect("zadd");
+    }
+    let by_cid = store.find_by_client_id(&key).await.expect("lookup");
+    let by_label = store.find_by_label("l").await.expect("lookup");
+    assert_eq!(by_cid.map(|m| m.order_id).as_deref(), Some("real"));
+    assert_eq!(by_label.map(|m| m.order_id).as_deref(), Some("real"));
+    for index in [store.keys().client_id(&key), store.keys().label("l")] {
+        let s: Option<f64> = redis::AsyncCommands::zscore(&mut conn, &index, "ghost")
+            .await
+            .expect("zscore");
+        assert_eq!(s, None, "dropped from {index}");
+    }
+    store.delete_namespace().await.expect("cleanup");
 }

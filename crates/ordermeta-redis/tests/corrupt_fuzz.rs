@@ -4,8 +4,11 @@
 //!
 //! - `get` answers the record or `InvalidMetadata` naming it, never another error; `list`
 //!   shows it once, as an item exactly when `get` decodes it;
-//! - every call that fails on it wrote nothing (`record` over it, a claim, a cancel);
-//! - a claim that succeeds stored exactly what it answered;
+//! - every call that fails on it wrote nothing (`record` over it, an update, a claim, a
+//!   cancel);
+//! - a claim or an update that succeeds stored exactly what it answered;
+//! - the lookups by client id and label answer it as `get` does, or `InvalidMetadata` naming
+//!   it, and never change it;
 //! - `expire` and `purge` succeed, and either leave it exactly as it was or do their job on it;
 //! - the sound orders beside it are claimed, expired and purged as usual.
 //!
@@ -15,8 +18,8 @@ use chrono::Duration;
 use ordermeta_core::backend::STORED_FIELDS;
 use ordermeta_core::conformance::{long_term, short_term, t0};
 use ordermeta_core::{
-    ErrorKind, ExpireRequest, Lease, ListQuery, MetadataStore, MetadataStoreExt, OrderMetadata,
-    OrderStatus, TransitionRequest,
+    ClientIdKey, ErrorKind, ExpireRequest, Lease, ListQuery, MetadataStore, MetadataStoreExt,
+    OrderMetadata, OrderStatus, TransitionRequest, UpdateRequest,
 };
 use ordermeta_redis::RedisStore;
 use ordermeta_redis::redis::{self, AsyncCommands as _};
@@ -64,6 +67,12 @@ const EDGES: &[&[u8]] = &[
     b"filled",
     b"EXPLODED",
     b"!!!",
+    b"0.0",
+    b"-0.1",
+    b"a\nb",
+    b"fuzz-label",
+    b"other label",
+    b"5f2ba7a4-7dc6-5f6e-8d8a-2a5e3f5d1c42",
 ];
 
 #[derive(Clone, Debug)]
@@ -90,8 +99,12 @@ fn arb_damage() -> impl Strategy<Value = Damage> {
     ]
 }
 
+/// The victim's label: it is the newest (greatest id at the same `placed_at`) of the
+/// fixtures' client-id index and the only one of this label's.
+const LABEL: &str = "fuzz-label";
+
 fn victim(kind: u8) -> OrderMetadata {
-    match kind % 4 {
+    let m = match kind % 4 {
         0 => short_term(V, OrderStatus::Active, 10),
         1 => {
             let mut m = short_term(V, OrderStatus::Cancelling, 10);
@@ -100,7 +113,8 @@ fn victim(kind: u8) -> OrderMetadata {
         }
         2 => short_term(V, OrderStatus::Filled, 10),
         _ => long_term(V, OrderStatus::Pending, 1_000),
-    }
+    };
+    m.with_label(LABEL)
 }
 
 fn cases() -> u32 {
@@ -206,6 +220,55 @@ async fn one_case(store: &RedisStore, kind: u8, d: &[Damage]) -> Result<(), Test
         (as_item, as_invalid),
         (usize::from(decodes), usize::from(!decodes))
     );
+
+    // Lookups answer the victim exactly as `get` does, another order, or `InvalidMetadata`
+    // naming it (a damaged label or identity may move it out of an index: then it is dropped
+    // from there, which is no damage to the record).
+    let key = ClientIdKey::of(&victim(kind));
+    for found in [
+        s.find_by_client_id(&key).await,
+        s.find_by_label(LABEL).await,
+    ] {
+        match found {
+            Ok(Some(m)) if m.order_id == V => {
+                prop_assert_eq!(Some(m), got.as_ref().ok().cloned().flatten())
+            }
+            Ok(_) => {}
+            Err(e) => {
+                prop_assert_eq!(e.kind(), ErrorKind::InvalidMetadata, "lookup: {}", e);
+                prop_assert!(e.to_string().contains(V), "lookup names it: {}", e);
+                prop_assert!(!decodes, "a lookup refused what get decodes: {}", e);
+            }
+        }
+    }
+    let looked_up = snapshot(store).await;
+    prop_assert_eq!(
+        record_part(&looked_up),
+        record_part(&damaged),
+        "a lookup changed the record"
+    );
+    // An update applies to what decodes, and stores what it answers; otherwise it writes
+    // nothing.
+    let before = snapshot(store).await;
+    match s
+        .update(&UpdateRequest::new(V).filled_quantity("0.25"))
+        .await
+    {
+        Ok(m) => {
+            prop_assert!(decodes, "updated a record get refused");
+            prop_assert_eq!(
+                s.get(V).await.ok().flatten(),
+                Some(m),
+                "stored what it answered"
+            );
+        }
+        Err(e) => {
+            prop_assert_eq!(e.kind(), ErrorKind::InvalidMetadata, "update: {}", e);
+            prop_assert!(!decodes, "update refused what get decodes: {}", e);
+            prop_assert_eq!(&snapshot(store).await, &before, "a failed update wrote");
+        }
+    }
+    let damaged = snapshot(store).await;
 
     // Failing writes write nothing.
     let r = s.record(&victim(kind)).await;

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use ordermeta_core::backend::DEFAULT_OPERATION_TIMEOUT;
 use ordermeta_core::conformance::short_term;
 use ordermeta_core::{
-    ANONYMOUS_CLAIM, ErrorKind, MetadataStore, MetadataStoreExt, OrderMetadata, OrderStatus,
-    StoreError,
+    ANONYMOUS_CLAIM, ClientIdKey, ErrorKind, MetadataStore, MetadataStoreExt, OrderMetadata,
+    OrderStatus, StoreError, UpdateRequest,
 };
 use ordermeta_redis::RedisStore;
 use ordermeta_testkit::net::SilentListener;
@@ -116,8 +116,8 @@ async fn connecting_to_a_silent_listener_fails_within_the_deadline() {
 }
 
 /// A server frozen with SIGSTOP (connections open, nothing answered): `record`, `transition`,
-/// `get` and `health` each fail with `Timeout` within the operation timeout, read-backs
-/// included. After SIGCONT the next call succeeds, and the writes sent to the frozen server
+/// `update`, `get`, both lookups and `health` each fail with `Timeout` within the operation
+/// timeout, read-backs included. After SIGCONT the next call succeeds, and the writes sent to the frozen server
 /// happened exactly once or not at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_server_costs_each_call_one_deadline() {
@@ -126,10 +126,14 @@ async fn a_frozen_server_costs_each_call_one_deadline() {
     let deadline = Duration::from_secs(1);
     let store = connect(&server.url(), Some(deadline)).await;
     store
-        .record(&short_term("fz-claim", OrderStatus::Active, 9))
+        .record_many(&[
+            short_term("fz-claim", OrderStatus::Active, 9),
+            short_term("fz-upd", OrderStatus::Active, 9).with_label("fz"),
+        ])
         .await
         .expect("record");
     let rec = short_term("fz-new", OrderStatus::Pending, 9);
+    let key = ClientIdKey::of(&rec);
 
     let pid = server.pause();
     let t = ErrorKind::Timeout;
@@ -140,7 +144,21 @@ async fn a_frozen_server_costs_each_call_one_deadline() {
         deadline,
         t,
     );
+    let update = UpdateRequest::new("fz-upd").filled_quantity("0.5");
+    failed_in_time("update", timed(store.update(&update)).await, deadline, t);
     failed_in_time("get", timed(store.get("fz-claim")).await, deadline, t);
+    failed_in_time(
+        "find_by_client_id",
+        timed(store.find_by_client_id(&key)).await,
+        deadline,
+        t,
+    );
+    failed_in_time(
+        "find_by_label",
+        timed(store.find_by_label("fz")).await,
+        deadline,
+        t,
+    );
     failed_in_time("health", timed(store.health()).await, deadline, t);
     server.resume(pid);
 
@@ -150,7 +168,13 @@ async fn a_frozen_server_costs_each_call_one_deadline() {
     next.expect("the next call succeeds");
     let new = once_or_never(store.get("fz-new").await.expect("get"), &rec);
     let claim = claimed_once_or_never(&store.get_required("fz-claim").await.expect("get"));
-    eprintln!("read back after the thaw: record {new}, transition {claim}");
+    let upd = store.get_required("fz-upd").await.expect("get");
+    let upd = match (upd.version, upd.filled_quantity.as_deref()) {
+        (1, None) => "not updated",
+        (2, Some("0.5")) => "updated once",
+        other => panic!("the update left {other:?}"),
+    };
+    eprintln!("read back after the thaw: record {new}, transition {claim}, update {upd}");
     store.delete_namespace().await.expect("cleanup");
 }
 

@@ -2,11 +2,13 @@
 //!
 //! ```text
 //! KEYS[1..11]  the index keys (Shared::invocation)
-//! KEYS[12..]   {ns}:o:<order id>, one per record
+//! KEYS[12..]   per record: {ns}:o:<order id>, then its lookup indexes ({ns}:cid:…, and
+//!              {ns}:lbl:… when it has a label)
 //! ARGV         retention TTL (ms, 0 for none), operation token, number of records, then per
 //!              record: id, status, good-til block or '', good-til block time or '',
-//!              updated_at (µs), field count, field/value pairs (op first; lease_token and
-//!              lease_until when the record holds a lease)
+//!              updated_at (µs), placed_at (µs, the lookup score), number of lookup keys,
+//!              field count, field/value pairs (op first; lease_token and lease_until when the
+//!              record holds a lease)
 //! Returns      {'ok'}, or (nothing written) {'exists', <order id>}, {'corrupt', <order id>,
 //!              <why>} (its key holds no hash) or {'index', <key>, <type>}
 //! ```
@@ -43,11 +45,15 @@ pub(crate) async fn run(
     };
     let token = op_token();
     let mut inv = shared.invocation(&SCRIPT);
-    for m in metas {
+    let lookups: Vec<Vec<String>> = metas.iter().map(|m| shared.keys.lookups_of(m)).collect();
+    for (m, lk) in metas.iter().zip(&lookups) {
         inv.key(shared.keys.order(&m.order_id));
+        for k in lk {
+            inv.key(k);
+        }
     }
     inv.arg(shared.ttl_ms).arg(&token).arg(metas.len());
-    for m in metas {
+    for (m, lk) in metas.iter().zip(&lookups) {
         let fields = codec::encode(m);
         inv.arg(&m.order_id)
             .arg(m.status.as_str())
@@ -64,6 +70,8 @@ pub(crate) async fn run(
                     .unwrap_or_default(),
             )
             .arg(to_micros(m.updated_at))
+            .arg(to_micros(m.placed_at))
+            .arg(lk.len())
             .arg(fields.len() + 1)
             .arg(OP_FIELD)
             .arg(&token);

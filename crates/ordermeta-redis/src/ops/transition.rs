@@ -1,4 +1,5 @@
-//! `transition`: compare-and-set of one order's status and claim lease, with its patch and a
+//! `transition`: compare-and-set of one order's status and claim lease, with the fields it
+//! sets on the way (hashes, the request's [`FieldPatch`](ordermeta_core::FieldPatch)) and a
 //! history append (`lua/transition.lua`).
 //!
 //! Read, check, then write only if unchanged: the order is read and decoded whole here (so a
@@ -24,11 +25,10 @@
 use std::sync::LazyLock;
 
 use ordermeta_core::{OrderMetadata, StoreError, TransitionRequest, to_micros};
-use redis::{Script, Value};
+use redis::Script;
 
-use super::{Deadline, ReadBack, Shared, index_reply, op_token, tagged};
+use super::{Cas, Deadline, Shared, compare_and_set, op_token, push_changes};
 use crate::codec::{self, OP_FIELD};
-use crate::error::backend;
 
 /// The script's source.
 pub(crate) const LUA: &str = include_str!("../../lua/transition.lua");
@@ -79,48 +79,12 @@ pub(crate) async fn run(
             .arg(to_micros(next.updated_at))
             .arg(open_index)
             .arg(good_til)
-            .arg(shared.ttl_ms)
-            .arg(set.len() + 1)
-            .arg(OP_FIELD)
-            .arg(&token);
-        for (f, v) in &set {
-            inv.arg(*f).arg(v);
+            .arg(shared.ttl_ms);
+        push_changes(&mut inv, &token, &set, &delete);
+        match compare_and_set(shared, &inv, "transition", id, &token, deadline).await? {
+            Cas::Written => return Ok(next),
+            // A concurrent write came first: judge the order as it is now.
+            Cas::Changed => continue,
         }
-        for f in &delete {
-            inv.arg(*f);
-        }
-        let mut conn = shared.connection();
-        let sent = tokio::time::timeout_at(
-            deadline.reply_end(),
-            inv.invoke_async::<Vec<Value>>(&mut conn),
-        )
-        .await;
-        let lost = match sent {
-            Ok(Ok(reply)) => {
-                let (tag, rest) = tagged(reply)?;
-                match tag.as_str() {
-                    "ok" => return Ok(next),
-                    // A concurrent write came first: judge the order as it is now.
-                    "changed" => continue,
-                    "index" => return Err(index_reply(rest)),
-                    other => {
-                        return Err(StoreError::backend(format!(
-                            "transition script answered {other:?}"
-                        )));
-                    }
-                }
-            }
-            Ok(Err(e)) if shared.write_may_have_run(&e) => backend(e),
-            Ok(Err(e)) => return Err(backend(e)),
-            // Only returned when the read-back answers that nothing was written.
-            Err(_) => {
-                StoreError::backend("no reply to transition in time, and nothing was written")
-            }
-        };
-        // The compare-and-set may have happened: ask the order, never re-send it.
-        return match shared.read_back(id, &token, deadline).await? {
-            ReadBack::Applied => Ok(next),
-            ReadBack::NotApplied => Err(lost),
-        };
     }
 }

@@ -1,6 +1,9 @@
 //! What the Redis tests share beyond `ordermeta_testkit`: stores in fresh namespaces, and
-//! conformance stores that delete their namespace afterwards.
+//! conformance stores that delete their namespace afterwards; [`raw`] for the tests that
+//! damage data by hand.
 #![allow(dead_code)] // each test binary uses a different subset
+
+pub mod raw;
 
 use std::sync::Arc;
 
