@@ -70,7 +70,11 @@ mod sqlite {
     }
 
     async fn open(path: String) -> Arc<dyn MetadataStore> {
-        Arc::new(SqliteStore::open(PathBuf::from(path)).await.expect("open sqlite"))
+        Arc::new(
+            SqliteStore::open(PathBuf::from(path))
+                .await
+                .expect("open sqlite"),
+        )
     }
 
     indexer_flows!();
@@ -228,7 +232,14 @@ impl Setup {
             .status
     }
 
+    /// Fills on the node and produces the block that makes the indexer publish it.
     fn fill(&self, meta: &OrderMetadata, fill: Fill) {
+        self.fill_in_next_block(meta, fill);
+        self.chain.sim.advance_blocks(1);
+    }
+
+    /// Fills on the node; the indexer reports it with the next block.
+    fn fill_in_next_block(&self, meta: &OrderMetadata, fill: Fill) {
         self.chain
             .sim
             .fill(&to_proto_order_id(&meta.dydx_order_id), fill)
@@ -273,7 +284,10 @@ where
 {
     let start = Instant::now();
     while !check().await {
-        assert!(start.elapsed() < DEADLINE, "not within {DEADLINE:?}: {what}");
+        assert!(
+            start.elapsed() < DEADLINE,
+            "not within {DEADLINE:?}: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -311,8 +325,10 @@ where
     .await;
     assert_eq!(s.record(&meta.order_id).await.status, OrderStatus::Active);
 
+    s.fill_in_next_block(&meta, Fill::Full);
+    // The indexer publishes the fill with its block: the second starts there.
     let start = Instant::now();
-    s.fill(&meta, Fill::Full);
+    s.chain.sim.advance_blocks(1);
     loop {
         if s.record(&meta.order_id).await.status == OrderStatus::Filled {
             break;
@@ -332,9 +348,10 @@ where
     assert_eq!((report.partial_fills, report.filled), (1, 1), "{report:?}");
 }
 
-/// A short-term cancel accepted by the node after the order filled (the fill's message held
-/// back): recorded `cancelled`, then `filled` once the indexer reports the fill. A stateful
-/// cancel of a filled order (clob 3006) is decided by the indexer at once: `filled`.
+/// A short-term cancel accepted by the node after the order filled (before the fill's block,
+/// so before the indexer reports it): recorded `cancelled`, then `filled` once the indexer
+/// reports the fill. A stateful cancel of a filled order (clob 3006) is decided by the
+/// indexer at once: `filled`.
 async fn cancel_loses_to_fill<S, F>(open: S)
 where
     S: Fn() -> F,
@@ -343,12 +360,17 @@ where
     let s = Setup::new(open().await).await;
     let meta = s.place_short(201).await;
     let sync = s.sync(s.indexer.clone()).await;
-    s.chain.sim.pause_indexer_ws();
-    s.fill(&meta, Fill::Full);
+    s.fill_in_next_block(&meta, Fill::Full);
     let cancelled = s.client.cancel_order(&meta.order_id).await;
-    assert!(cancelled.is_ok(), "the node accepts the cancel: {cancelled:?}");
-    assert_eq!(s.record(&meta.order_id).await.status, OrderStatus::Cancelled);
-    s.chain.sim.resume_indexer_ws();
+    assert!(
+        cancelled.is_ok(),
+        "the node accepts the cancel: {cancelled:?}"
+    );
+    assert_eq!(
+        s.record(&meta.order_id).await.status,
+        OrderStatus::Cancelled
+    );
+    s.chain.sim.advance_blocks(1);
     eventually("the fill wins", || async {
         s.record(&meta.order_id).await.status == OrderStatus::Filled
     })
@@ -363,10 +385,18 @@ where
     s.chain.sim.advance_blocks(1);
     let long = s.record(&placed.order_id).await;
     s.fill(&long, Fill::Full);
-    let err = s.client.cancel_order(&long.order_id).await.expect_err("gone");
+    let err = s
+        .client
+        .cancel_order(&long.order_id)
+        .await
+        .expect_err("gone");
     assert_eq!(err.kind(), CancelErrorKind::AlreadyFilled, "{err}");
     let m = s.record(&long.order_id).await;
-    assert_eq!(m.status, OrderStatus::Filled, "decided by the indexer, not guessed");
+    assert_eq!(
+        m.status,
+        OrderStatus::Filled,
+        "decided by the indexer, not guessed"
+    );
     assert_eq!(s.sim_status(&m), Sim::Filled);
     sync.stop().await;
 }
@@ -402,7 +432,14 @@ where
         orders.push(order);
     }
     assert_eq!(s.chain.sim.open_orders().len(), 50);
-    assert!(s.store.list(&Default::default()).await.expect("list").items.is_empty());
+    assert!(
+        s.store
+            .list(&Default::default())
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
 
     let sync = s.sync(s.indexer.clone()).await;
     eventually("all 50 imported", || async { sync.report().imported == 50 }).await;
@@ -484,6 +521,7 @@ where
         .sim
         .remove_order(&to_proto_order_id(&metas[2].dydx_order_id))
         .expect("remove");
+    s.chain.sim.advance_blocks(1);
     s.chain.sim.set_indexer_ws_accepting(true);
     eventually("re-subscribed", || async {
         s.chain.sim.indexer_ws_subscriptions() >= 1
@@ -502,13 +540,22 @@ where
     s.fill(&metas[3], Fill::Full);
     s.client.cancel_order(&ids[4]).await.expect("cancel");
     s.chain.sim.advance_blocks(1);
-    eventually("the second gap is seen", || async { sync.report().gaps > gaps }).await;
+    eventually("the second gap is seen", || async {
+        sync.report().gaps > gaps
+    })
+    .await;
     let records = s.agree(&ids).await;
     let statuses: Vec<OrderStatus> = records.iter().map(|m| m.status).collect();
     use OrderStatus::{Active, Cancelled, Filled};
-    assert_eq!(statuses, [Filled, Filled, Cancelled, Filled, Cancelled, Active]);
+    assert_eq!(
+        statuses,
+        [Filled, Filled, Cancelled, Filled, Cancelled, Active]
+    );
     assert_eq!(records[1].filled_quantity.as_deref(), Some("1"));
-    assert!(records[2].cancel_confirmed_at.is_some(), "removed: confirmed by the chain");
+    assert!(
+        records[2].cancel_confirmed_at.is_some(),
+        "removed: confirmed by the chain"
+    );
     let report = sync.stop().await;
     assert!(report.gaps >= 2 && report.connections >= 2, "{report:?}");
 }
@@ -631,11 +678,10 @@ impl IndexerApi for Chaos {
             if matches!(first, FeedEvent::Snapshot { .. }) {
                 return Some((vec![first], (feed, seen)));
             }
-            let second =
-                match tokio::time::timeout(Duration::from_millis(100), feed.next()).await {
-                    Ok(Some(ev)) => Some(ev),
-                    Ok(None) | Err(_) => None,
-                };
+            let second = match tokio::time::timeout(Duration::from_millis(100), feed.next()).await {
+                Ok(Some(ev)) => Some(ev),
+                Ok(None) | Err(_) => None,
+            };
             let mut out = Vec::new();
             {
                 let mut log = seen.lock().expect("lock");

@@ -202,6 +202,15 @@ impl OrderMetaClient {
                     {
                         self.cancel_raced_placement(&meta).await;
                     }
+                    // The indexer sync recorded what the chain did with the order first.
+                    Err(e)
+                        if matches!(
+                            e.current_status(),
+                            Some(OrderStatus::Filled | OrderStatus::Expired)
+                        ) =>
+                    {
+                        tracing::info!(order_id, error = %e, "placement outcome already recorded from the chain");
+                    }
                     Err(e) => {
                         // The order is live and its metadata is recorded (pending), so it
                         // stays cancellable after reconciliation; report, do not fail the

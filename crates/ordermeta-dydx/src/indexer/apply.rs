@@ -13,7 +13,7 @@
 //! | `CANCELED` | pending, active, cancelling | `cancelled`, cancel confirmed (pending goes through `active`) |
 //! | `CANCELED` | cancelled | cancel confirmed |
 //! | `BEST_EFFORT_CANCELED` | pending, active | `cancelled` as accepted (not confirmed: it may still fill) |
-//! | open (`OPEN`, `BEST_EFFORT_OPENED`, `UNTRIGGERED`) | pending | `active` |
+//! | open (`OPEN`, `BEST_EFFORT_OPENED`, `UNTRIGGERED`) | pending for 30 s (no placement in flight) | `active` |
 //! | any, with a larger filled quantity | any but failed | the quantity raised (never lowered) |
 //!
 //! Anything else leaves the record as it is; the indexer id is stored with the first write.
@@ -35,6 +35,11 @@ pub(crate) const IMPORTED: &str = "imported from the indexer";
 
 /// How many times a write that lost a race is re-planned from a fresh read.
 const ATTEMPTS: usize = 4;
+
+/// A `pending` record younger than this belongs to a placement still in flight: an open
+/// report does not make it `active` (the placement does, with its tx hash). The threshold of
+/// reconciliation ([`DEFAULT_LEASE`](ordermeta_core::DEFAULT_LEASE), 30 s).
+pub(crate) const PENDING_GRACE: chrono::Duration = chrono::Duration::seconds(30);
 
 /// The chain's clock as far as the caller knows it, to tell an expiry from a cancel when the
 /// indexer does not say why it removed an order (REST answers do not).
@@ -179,6 +184,10 @@ pub(crate) fn plan(meta: &OrderMetadata, o: &IndexerOrder, clock: Clock) -> (Vec
             );
             writes.push(Write::Transition(t));
             (writes, Applied::Cancelled)
+        }
+        // A placement in flight marks its record active itself, with the tx hash.
+        (status, S::Pending) if status.is_open() && now() - meta.updated_at < PENDING_GRACE => {
+            fields_only()
         }
         (status, S::Pending) if status.is_open() => {
             let t = transition(&[S::Pending], S::Active, "the order is open on the chain");

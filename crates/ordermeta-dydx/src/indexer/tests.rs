@@ -62,8 +62,18 @@ fn client(store: Arc<MemoryStore>) -> Arc<OrderMetaClient> {
     ))
 }
 
-/// Records client id `n` in `status` under the id `place_order` gives it.
+/// Records client id `n` in `status` under the id `place_order` gives it, a minute ago
+/// (so a `pending` one is not a placement in flight).
 async fn seed(store: &MemoryStore, n: u32, status: OrderStatus) -> String {
+    seed_at(store, n, status, now() - chrono::Duration::minutes(1)).await
+}
+
+async fn seed_at(
+    store: &MemoryStore,
+    n: u32,
+    status: OrderStatus,
+    at: chrono::DateTime<chrono::Utc>,
+) -> String {
     let meta = OrderMetadata::new(
         NewOrder {
             order_id: order_key(&id(n), GTB),
@@ -76,7 +86,7 @@ async fn seed(store: &MemoryStore, n: u32, status: OrderStatus) -> String {
             order_type: OrderType::Limit,
         },
         status,
-        now(),
+        at,
     );
     store.record(&meta).await.expect("seed");
     meta.order_id
@@ -188,6 +198,25 @@ async fn each_report_moves_the_record_through_the_state_machine() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn a_placement_in_flight_activates_its_own_record() {
+    let store = Arc::new(MemoryStore::new());
+    let c = client(store.clone());
+    let key = seed_at(&store, 1, OrderStatus::Pending, now()).await;
+    let open = report(1, IndexerOrderStatus::BestEffortOpened, "0");
+    c.apply_indexer_order(&open, None, true)
+        .await
+        .expect("apply");
+    let m = get(&store, &key).await;
+    assert_eq!(m.status, OrderStatus::Pending, "left to the placement");
+    assert_eq!(m.indexer_id, Some(indexer_order_id(&id(1))));
+    // A fill is a fact the placement cannot know: recorded at once.
+    c.apply_indexer_order(&report(1, IndexerOrderStatus::Filled, "1"), None, true)
+        .await
+        .expect("apply");
+    assert_eq!(get(&store, &key).await.status, OrderStatus::Filled);
 }
 
 #[tokio::test]

@@ -224,3 +224,28 @@ async fn block_failure_3006_is_decided_by_the_indexer() {
     );
     assert_eq!(m.filled_quantity.as_deref(), Some("0.5"));
 }
+
+#[tokio::test]
+async fn a_fill_recorded_by_the_sync_before_the_placement_returned_stands() {
+    let store = Arc::new(FlakyStore::default());
+    let id = oid(90, 0);
+    let key = order_key(&id, GoodTil::Block(120));
+    let mut gw = gateway();
+    let seen = store.clone();
+    let k = key.clone();
+    gw.expect_place().times(1).returning(move |_| {
+        // The indexer sync applies FILLED while the broadcast is still answering.
+        let req = TransitionRequest::new(&k, &[OrderStatus::Pending], OrderStatus::Filled)
+            .reason("indexer: filled");
+        futures::executor::block_on(seen.transition(&req)).expect("filled first");
+        Ok("PLACEHASH".into())
+    });
+    gw.expect_cancel().times(0);
+    let c = client(gw, store.clone());
+    let placed = c
+        .place_order(built_order(&id, Some(GoodTil::Block(120))), details())
+        .await
+        .expect("placed");
+    assert!(placed.recorded);
+    assert_eq!(status(&store, &key).await, OrderStatus::Filled);
+}
