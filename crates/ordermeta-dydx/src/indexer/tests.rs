@@ -689,3 +689,50 @@ async fn run_once_backfills_without_the_feed() {
     assert_eq!(all.len(), 50);
     assert!(all.iter().all(|m| m.status == OrderStatus::Active));
 }
+
+#[tokio::test]
+async fn the_supervisor_runs_the_sync_under_one_handle() {
+    let store = Arc::new(MemoryStore::new());
+    let mut gw = MockOrderGateway::new();
+    gw.expect_signer().return_const(ME.to_owned());
+    gw.expect_clock().returning(|| {
+        Ok(crate::ChainClock {
+            height: 20,
+            block_time: 1_800_000_000,
+        })
+    });
+    let c = Arc::new(OrderMetaClient::new(
+        Arc::new(gw),
+        store.clone(),
+        RecordingSwitch::new(true),
+        ChainSettings::default(),
+    ));
+    let script = Arc::new(Script::default());
+    let (_tx, rx) = mpsc::unbounded();
+    script.streams.lock().expect("lock").push_back(rx);
+    *script.open.lock().expect("lock") = vec![report(3, IndexerOrderStatus::Open, "0")];
+    let sup = crate::Supervisor::spawn_with_indexer(
+        c,
+        crate::SupervisorConfig {
+            interval: Duration::from_secs(3600),
+            ..crate::SupervisorConfig::default()
+        },
+        Arc::new(scripted(script)),
+        config(),
+    );
+    eventually("imported", async || {
+        sup.indexer_report().is_some_and(|r| r.imported == 1)
+    })
+    .await;
+    let report = sup.stop().await;
+    assert_eq!(report.ticks, 1);
+    assert_eq!(report.indexer.imported, 1);
+    assert_eq!(report.indexer.connections, 1);
+    assert!(
+        store
+            .get(&order_key(&id(3), GTB))
+            .await
+            .expect("get")
+            .is_some()
+    );
+}
