@@ -95,16 +95,18 @@ type BareRow = (
         String,
         Option<String>,
         String,
-        chrono::DateTime<chrono::Utc>,
-        chrono::DateTime<chrono::Utc>,
-        Option<chrono::DateTime<chrono::Utc>>,
+        // Timestamps: the store's statements select them as microseconds.
+        i64,
+        i64,
+        Option<i64>,
         Option<String>,
         Option<String>,
         String,
         i64,
         String,
     ),
-    (Option<String>, Option<chrono::DateTime<chrono::Utc>>),
+    (Option<String>, Option<i64>),
+    (Option<String>, Option<String>, Option<String>, Option<i64>),
 );
 
 fn col<'r, T>(r: &'r PgRow, i: usize) -> T
@@ -142,6 +144,7 @@ fn bare_decode(r: &PgRow) -> BareRow {
             col(r, 21),
         ),
         (col(r, 22), col(r, 23)),
+        (col(r, 24), col(r, 25), col(r, 26), col(r, 27)),
     )
 }
 
@@ -306,6 +309,11 @@ impl Bench {
             .bind(&v.history)
             .bind(None::<&str>)
             .bind(None::<chrono::DateTime<chrono::Utc>>)
+            // label, indexer id, filled quantity, cancel confirmation
+            .bind(None::<&str>)
+            .bind(None::<&str>)
+            .bind(None::<&str>)
+            .bind(None::<chrono::DateTime<chrono::Utc>>)
             .execute(&self.pool)
             .await
             .expect("bare insert");
@@ -341,6 +349,10 @@ impl Bench {
             .bind(vec![v.history.as_str(); n])
             .bind(vec![None::<&str>; n])
             .bind(vec![None::<chrono::DateTime<chrono::Utc>>; n])
+            .bind(vec![None::<&str>; n])
+            .bind(vec![None::<&str>; n])
+            .bind(vec![None::<&str>; n])
+            .bind(vec![None::<chrono::DateTime<chrono::Utc>>; n])
             .execute(&self.pool)
             .await
             .expect("bare insert_many");
@@ -362,6 +374,10 @@ impl Bench {
             .bind(None::<&str>)
             .bind(entry)
             // No lease: a plain transition clears it.
+            .bind(None::<&str>)
+            .bind(None::<chrono::DateTime<chrono::Utc>>)
+            // An empty patch.
+            .bind(None::<&str>)
             .bind(None::<&str>)
             .bind(None::<chrono::DateTime<chrono::Utc>>)
             .fetch_optional(&self.pool)

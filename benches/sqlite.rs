@@ -56,9 +56,10 @@ const DUE_PER_CALL: u64 = 10;
 const FAR: u32 = 1_000_000_000;
 
 /// The schema the store creates (its migrations, in order), for the bare database.
-const SCHEMA: [&str; 2] = [
+const SCHEMA: [&str; 3] = [
     include_str!("../crates/ordermeta-sqlite/migrations/0001_create_dydx_order_metadata.sql"),
     include_str!("../crates/ordermeta-sqlite/migrations/0002_claim_leases.sql"),
+    include_str!("../crates/ordermeta-sqlite/migrations/0003_lookup_and_chain_fields.sql"),
 ];
 
 /// Per benchmark (`<operation>/<side>`): operations and time, from our own timing loop.
@@ -148,6 +149,11 @@ where
         .bind(e.history.as_str())
         .bind(None::<&str>)
         .bind(None::<i64>)
+        // label, indexer id, filled quantity, cancel confirmation
+        .bind(None::<&str>)
+        .bind(None::<&str>)
+        .bind(None::<&str>)
+        .bind(None::<i64>)
         .execute(exec)
         .await
         .expect("bare insert");
@@ -170,6 +176,7 @@ type Raw = (
     i64,
     String,
     (Option<String>, Option<i64>),
+    ([Option<String>; 3], Option<i64>),
 );
 
 fn read_raw(r: &SqliteRow) -> Raw {
@@ -193,6 +200,14 @@ fn read_raw(r: &SqliteRow) -> Raw {
         (
             r.try_get(22).expect("lease_token"),
             r.try_get(23).expect("lease_until"),
+        ),
+        (
+            [
+                r.try_get(24).expect("label"),
+                r.try_get(25).expect("indexer_id"),
+                r.try_get(26).expect("filled_quantity"),
+            ],
+            r.try_get(27).expect("cancel_confirmed_at"),
         ),
     )
 }
@@ -270,6 +285,10 @@ impl Bare {
             })
             .bind(lease.map(|l| l.0))
             .bind(lease.map(|l| l.1))
+            // An empty patch.
+            .bind(None::<&str>)
+            .bind(None::<&str>)
+            .bind(None::<i64>)
             .bind(entry)
             .bind(id)
             .bind(from)

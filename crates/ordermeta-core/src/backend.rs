@@ -14,8 +14,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::error::StoreError;
-use crate::model::{Lease, OrderMetadata};
+use crate::model::{Lease, OrderMetadata, truncate_micros};
 use crate::store::TransitionRequest;
+use crate::update::UpdateRequest;
 use chrono::{DateTime, Utc};
 
 /// Default deadline of one store operation: a few seconds, never unbounded. Each backend's
@@ -137,6 +138,19 @@ pub fn record_applied(written: &OrderMetadata, stored: &OrderMetadata) -> bool {
 /// request appends (same status, instant to the microsecond, reason).
 pub fn transition_applied(req: &TransitionRequest, stored: &OrderMetadata) -> bool {
     stored.status == req.to && stored.history.last() == Some(&req.history_entry())
+}
+
+/// Whether `stored` (read back after an `update` whose outcome is unknown) shows that update
+/// applied: every field the patch sets holds the patch's value, `updated_at` is the request's
+/// instant and, for a request on a version, the version is the one after it.
+pub fn update_applied(req: &UpdateRequest, stored: &OrderMetadata) -> bool {
+    let mut patched = stored.clone();
+    req.patch.apply(&mut patched);
+    patched == *stored
+        && stored.updated_at == truncate_micros(req.at)
+        && req
+            .version
+            .is_none_or(|v| stored.version == v.saturating_add(1))
 }
 
 /// The columns (SQL) or hash fields (Redis) every backend stores an order in, in this
@@ -286,6 +300,50 @@ pub fn no_params(url: &str, store: &str) -> Result<(), UrlError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_update_is_seen_applied_only_with_its_fields_time_and_version() {
+        use crate::model::{GoodTil, NewOrder, OrderType, Side, now};
+        use crate::order_id::OrderId;
+        use crate::status::OrderStatus;
+        let order = NewOrder {
+            order_id: "u".into(),
+            dydx_order_id: OrderId {
+                owner: "dydx1qqqsyqcyq5rqwzqfpg9scrgwpugpzysn7hzdtn".into(),
+                subaccount_number: 0,
+                client_id: 1,
+                order_flags: 0,
+                clob_pair_id: 0,
+            },
+            good_til: GoodTil::Block(10),
+            symbol: "BTC-USD".into(),
+            side: Side::Buy,
+            quantity: "1".into(),
+            price: None,
+            order_type: OrderType::Market,
+        };
+        let t0 = now();
+        let mut m = OrderMetadata::new(order, OrderStatus::Active, t0);
+        let at = t0 + chrono::Duration::seconds(1);
+        let req = UpdateRequest::new("u")
+            .if_version(1)
+            .at(at)
+            .filled_quantity("0.5");
+        assert!(!update_applied(&req, &m), "not applied yet");
+        req.apply(&mut m);
+        assert!(update_applied(&req, &m));
+        let mut later = m.clone();
+        later.version += 1;
+        assert!(!update_applied(&req, &later), "another write since");
+        let mut other = m.clone();
+        other.filled_quantity = Some("0.6".to_owned());
+        assert!(!update_applied(&req, &other), "another quantity");
+        let any_version = UpdateRequest {
+            version: None,
+            ..req
+        };
+        assert!(update_applied(&any_version, &later));
+    }
 
     #[test]
     fn schemes() {

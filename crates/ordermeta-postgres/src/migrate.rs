@@ -31,6 +31,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         description: "claim leases",
         sql: include_str!("../migrations/0002_claim_leases.sql"),
     },
+    Migration {
+        version: 3,
+        description: "lookup and chain fields",
+        sql: include_str!("../migrations/0003_lookup_and_chain_fields.sql"),
+    },
 ];
 
 /// Name of the table recording applied migrations, inside the store's schema.

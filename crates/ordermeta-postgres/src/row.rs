@@ -43,14 +43,17 @@ pub(crate) const COLUMNS: &str = concat!(
     ", ",
     micros!("cancelled_at"),
     ", tx_hash, cancel_tx_hash, status, version, history::text AS history, lease_token, ",
-    micros!("lease_until")
+    micros!("lease_until"),
+    ", label, indexer_id, filled_quantity, ",
+    micros!("cancel_confirmed_at")
 );
 
 /// The columns an insert writes, in [`Encoded`]'s order.
 pub(crate) const INSERT_COLUMNS: &str = "order_id, dydx_order_id, good_until_block, \
     good_til_block_time, client_id, subaccount_number, owner, order_flags, clob_pair_id, \
     symbol, side, quantity, price, order_type, placed_at, updated_at, cancelled_at, tx_hash, \
-    cancel_tx_hash, status, version, history, lease_token, lease_until";
+    cancel_tx_hash, status, version, history, lease_token, lease_until, label, indexer_id, \
+    filled_quantity, cancel_confirmed_at";
 
 fn col<'r, T>(row: &'r PgRow, idx: usize, name: &str) -> Result<T, StoreError>
 where
@@ -172,6 +175,10 @@ pub(crate) fn decode(row: &PgRow) -> Result<OrderMetadata, StoreError> {
         })?,
         history: history_from_json(history)?,
         lease: lease(row)?,
+        label: col(row, 24, "label")?,
+        indexer_id: col(row, 25, "indexer_id")?,
+        filled_quantity: col(row, 26, "filled_quantity")?,
+        cancel_confirmed_at: opt_time(row, 27, "cancel_confirmed_at")?,
     };
     meta.validate()?;
     Ok(meta)
@@ -203,6 +210,10 @@ pub(crate) struct Encoded<'a> {
     pub history: String,
     pub lease_token: Option<&'a str>,
     pub lease_until: Option<DateTime<Utc>>,
+    pub label: Option<&'a str>,
+    pub indexer_id: Option<&'a str>,
+    pub filled_quantity: Option<&'a str>,
+    pub cancel_confirmed_at: Option<DateTime<Utc>>,
 }
 
 /// Encodes a record already validated. A version beyond `i64::MAX` cannot be stored.
@@ -238,6 +249,10 @@ pub(crate) fn encode(m: &OrderMetadata) -> Result<Encoded<'_>, StoreError> {
         history: history_to_json(&m.history),
         lease_token: m.lease.as_ref().map(|l| l.token.as_str()),
         lease_until: m.lease.as_ref().map(|l| l.until),
+        label: m.label.as_deref(),
+        indexer_id: m.indexer_id.as_deref(),
+        filled_quantity: m.filled_quantity.as_deref(),
+        cancel_confirmed_at: m.cancel_confirmed_at,
     })
 }
 
@@ -267,6 +282,10 @@ pub(crate) struct Columns<'a> {
     pub(crate) history: Vec<String>,
     pub(crate) lease_token: Vec<Option<&'a str>>,
     pub(crate) lease_until: Vec<Option<DateTime<Utc>>>,
+    pub(crate) label: Vec<Option<&'a str>>,
+    pub(crate) indexer_id: Vec<Option<&'a str>>,
+    pub(crate) filled_quantity: Vec<Option<&'a str>>,
+    pub(crate) cancel_confirmed_at: Vec<Option<DateTime<Utc>>>,
 }
 
 impl<'a> Columns<'a> {
@@ -296,6 +315,10 @@ impl<'a> Columns<'a> {
             history: Vec::with_capacity(n),
             lease_token: Vec::with_capacity(n),
             lease_until: Vec::with_capacity(n),
+            label: Vec::with_capacity(n),
+            indexer_id: Vec::with_capacity(n),
+            filled_quantity: Vec::with_capacity(n),
+            cancel_confirmed_at: Vec::with_capacity(n),
         }
     }
 
@@ -324,5 +347,9 @@ impl<'a> Columns<'a> {
         self.history.push(e.history);
         self.lease_token.push(e.lease_token);
         self.lease_until.push(e.lease_until);
+        self.label.push(e.label);
+        self.indexer_id.push(e.indexer_id);
+        self.filled_quantity.push(e.filled_quantity);
+        self.cancel_confirmed_at.push(e.cancel_confirmed_at);
     }
 }

@@ -13,6 +13,12 @@ pub const TABLE: &str = "dydx_order_metadata";
 /// claim of it answers `InvalidMetadata`.
 const BUMPABLE: &str = "version < 9223372036854775807";
 
+/// The patch part of the compare-and-set: indexer id `$11`, filled quantity `$12`, cancel
+/// confirmation `$13`.
+const PATCH: &str = "indexer_id = COALESCE($11, indexer_id), \
+     filled_quantity = COALESCE($12, filled_quantity), \
+     cancel_confirmed_at = COALESCE($13, cancel_confirmed_at)";
+
 /// The `IN` list of open statuses, as a literal: partial-index predicates are matched against
 /// the query text, so a bound array parameter would not let the planner use them.
 const OPEN_STATUSES: &str = "('pending', 'active', 'cancelling')";
@@ -31,8 +37,14 @@ pub(crate) struct Sql {
     pub(crate) transition: String,
     /// The compare-and-set that also requires the lease to have run out (or to be absent).
     pub(crate) transition_expired: String,
-    /// The compare-and-set that also requires the lease to be held by `$11`.
+    /// The compare-and-set that also requires the lease to be held by `$14`.
     pub(crate) transition_held: String,
+    /// `update`'s compare-and-set.
+    pub(crate) update: String,
+    /// The newest record of a client id.
+    pub(crate) find_by_client_id: String,
+    /// The newest record carrying a label.
+    pub(crate) find_by_label: String,
     pub(crate) claim_of: String,
     /// One batch of `expire` (`$5` rows at most).
     pub(crate) expire: String,
@@ -53,7 +65,7 @@ impl Sql {
         // lease) on the newest row version after waiting for a concurrent writer, so of many
         // concurrent claimers exactly one updates the row. The lease is written as given
         // ($9, $10: NULL clears it); an expired lease is one whose end is at or before the
-        // request's instant ($4).
+        // request's instant ($4). The patch ($11..$13) never erases: NULL keeps the value.
         let transition = |condition: &str| {
             format!(
                 "UPDATE {t} SET status = $3, updated_at = $4, \
@@ -61,26 +73,29 @@ impl Sql {
                  tx_hash = COALESCE($6, tx_hash), \
                  cancel_tx_hash = COALESCE($7, cancel_tx_hash), \
                  version = version + 1, history = history || $8::jsonb, \
-                 lease_token = $9, lease_until = $10 \
+                 lease_token = $9, lease_until = $10, {PATCH} \
                  WHERE order_id = $1 AND {BUMPABLE} AND status = ANY($2){condition} \
                  RETURNING {COLUMNS}"
             )
         };
         Sql {
             insert_one: format!(
-                "INSERT INTO {t} ({INSERT_COLUMNS}) VALUES ({placeholders}$22::jsonb, $23, $24)"
+                "INSERT INTO {t} ({INSERT_COLUMNS}) \
+                 VALUES ({placeholders}$22::jsonb, $23, $24, $25, $26, $27, $28)"
             ),
             insert_many: format!(
                 "INSERT INTO {t} ({INSERT_COLUMNS}) \
                  SELECT order_id, dydx_order_id, good_until_block, good_til_block_time, \
                  client_id, subaccount_number, owner, order_flags, clob_pair_id, symbol, side, \
                  quantity, price, order_type, placed_at, updated_at, cancelled_at, tx_hash, \
-                 cancel_tx_hash, status, version, history::jsonb, lease_token, lease_until \
+                 cancel_tx_hash, status, version, history::jsonb, lease_token, lease_until, \
+                 label, indexer_id, filled_quantity, cancel_confirmed_at \
                  FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[], \
                  $6::int8[], $7::text[], $8::int8[], $9::int8[], $10::text[], $11::text[], \
                  $12::text[], $13::text[], $14::text[], $15::timestamptz[], \
                  $16::timestamptz[], $17::timestamptz[], $18::text[], $19::text[], \
-                 $20::text[], $21::int8[], $22::text[], $23::text[], $24::timestamptz[]) \
+                 $20::text[], $21::int8[], $22::text[], $23::text[], $24::timestamptz[], \
+                 $25::text[], $26::text[], $27::text[], $28::timestamptz[]) \
                  AS u({INSERT_COLUMNS})"
             ),
             select_one: format!("SELECT {COLUMNS} FROM {t} WHERE order_id = $1"),
@@ -88,7 +103,34 @@ impl Sql {
             select_many: format!("SELECT {COLUMNS} FROM {t} WHERE order_id = ANY($1)"),
             transition: transition(""),
             transition_expired: transition(" AND (lease_until IS NULL OR lease_until <= $4)"),
-            transition_held: transition(" AND lease_token = $11"),
+            transition_held: transition(" AND lease_token = $14"),
+            // Statuses ($6, empty: any) and version ($7, NULL: any) in the same WHERE as the
+            // primary key: one compare-and-set, re-checked on the newest row version after
+            // waiting for a concurrent writer, like `transition`.
+            update: format!(
+                "UPDATE {t} SET updated_at = $2, \
+                 indexer_id = COALESCE($3, indexer_id), \
+                 filled_quantity = COALESCE($4, filled_quantity), \
+                 cancel_confirmed_at = COALESCE($5, cancel_confirmed_at), \
+                 version = version + 1 \
+                 WHERE order_id = $1 AND {BUMPABLE} \
+                 AND (cardinality($6::text[]) = 0 OR status = ANY($6)) \
+                 AND ($7::int8 IS NULL OR version = $7) \
+                 RETURNING {COLUMNS}"
+            ),
+            // The table is aliased so that ORDER BY names its columns, not the selected
+            // microsecond expressions of the same names: only then does the index give the
+            // order (a backward scan of the key's range, no sort).
+            find_by_client_id: format!(
+                "SELECT {COLUMNS} FROM {t} o \
+                 WHERE o.owner = $1 AND o.subaccount_number = $2 AND o.clob_pair_id = $3 \
+                 AND o.client_id = $4 \
+                 ORDER BY o.placed_at DESC, o.order_id DESC LIMIT 1"
+            ),
+            find_by_label: format!(
+                "SELECT {COLUMNS} FROM {t} o WHERE o.label = $1 \
+                 ORDER BY o.placed_at DESC, o.order_id DESC LIMIT 1"
+            ),
             claim_of: format!(
                 "SELECT status, lease_token, {}, version FROM {t} WHERE order_id = $1",
                 micros!("lease_until")
@@ -133,14 +175,14 @@ impl Sql {
 #[cfg(feature = "bench-internals")]
 #[derive(Clone, Debug)]
 pub struct BenchSql {
-    /// Inserts one record: 24 parameters, in the order of the insert columns.
+    /// Inserts one record: 28 parameters, in the order of the insert columns.
     pub insert_one: String,
-    /// Inserts a batch: 24 array parameters (`UNNEST`).
+    /// Inserts a batch: 28 array parameters (`UNNEST`).
     pub insert_many: String,
     /// Reads one record by `order_id` (`$1`).
     pub select_one: String,
-    /// The compare-and-set of `transition` (no lease condition; 10 parameters, `$9` and `$10`
-    /// the lease written), returning the updated record.
+    /// The compare-and-set of `transition` (no lease condition; 13 parameters, `$9` and `$10`
+    /// the lease written, `$11..$13` the patch), returning the updated record.
     pub transition: String,
     /// The start of `list`'s query; filters, order and limit follow it.
     pub list_head: String,

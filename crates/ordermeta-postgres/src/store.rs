@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use ordermeta_core::backend::{record_applied, transition_applied};
+use ordermeta_core::backend::{record_applied, transition_applied, update_applied};
 use ordermeta_core::{
-    ExpireRequest, InvalidRecord, LeaseCondition, ListQuery, MetadataStore, OrderMetadata,
-    OrderStatus, Page, StoreError, TransitionRequest, to_micros, truncate_micros,
+    ClientIdKey, ExpireRequest, InvalidRecord, LeaseCondition, ListQuery, MetadataStore,
+    OrderMetadata, OrderStatus, Page, StoreError, TransitionRequest, UpdateRequest, to_micros,
+    truncate_micros,
 };
 use sqlx::postgres::PgPool;
 
@@ -20,6 +21,8 @@ use crate::row::{self, Columns};
 use crate::schema::Schema;
 use crate::sql::{Sql, TABLE};
 use ordermeta_core::backend::Deadlines;
+
+mod lookup;
 
 #[derive(Debug)]
 struct Inner {
@@ -179,6 +182,10 @@ impl PgStore {
             .bind(&e.history)
             .bind(e.lease_token)
             .bind(e.lease_until)
+            .bind(e.label)
+            .bind(e.indexer_id)
+            .bind(e.filled_quantity)
+            .bind(e.cancel_confirmed_at)
             .execute(&self.pool)
             .await;
         match r {
@@ -222,6 +229,10 @@ impl PgStore {
             .bind(&c.history)
             .bind(&c.lease_token)
             .bind(&c.lease_until)
+            .bind(&c.label)
+            .bind(&c.indexer_id)
+            .bind(&c.filled_quantity)
+            .bind(&c.cancel_confirmed_at)
             .execute(&self.pool)
             .await;
         match r {
@@ -260,7 +271,10 @@ impl PgStore {
                 .bind(req.cancel_tx_hash.as_deref())
                 .bind(&entry)
                 .bind(lease.map(|l| l.token.as_str()))
-                .bind(lease.map(|l| l.until));
+                .bind(lease.map(|l| l.until))
+                .bind(req.patch.indexer_id.as_deref())
+                .bind(req.patch.filled_quantity.as_deref())
+                .bind(req.patch.cancel_confirmed_at);
             if let Some(LeaseCondition::HeldBy(token)) = &req.require {
                 q = q.bind(token.as_str());
             }
@@ -544,6 +558,34 @@ impl MetadataStore for PgStore {
                 return Ok(total);
             }
         }
+    }
+
+    /// Like `transition`: one compare-and-set statement, read back (never re-sent) when its
+    /// outcome is unknown.
+    async fn update(&self, req: &UpdateRequest) -> Result<OrderMetadata, StoreError> {
+        req.check()?;
+        let read_back = || async {
+            let stored = self.fetch(&req.order_id).await?;
+            Ok(stored.filter(|s| update_applied(req, s)))
+        };
+        self.deadlines()
+            .write("update", &req.order_id, self.update_cas(req), read_back)
+            .await
+    }
+
+    async fn find_by_client_id(
+        &self,
+        key: &ClientIdKey,
+    ) -> Result<Option<OrderMetadata>, StoreError> {
+        self.deadlines()
+            .run("find_by_client_id", self.newest_by_client_id(key))
+            .await
+    }
+
+    async fn find_by_label(&self, label: &str) -> Result<Option<OrderMetadata>, StoreError> {
+        self.deadlines()
+            .run("find_by_label", self.newest_by_label(label))
+            .await
     }
 
     async fn health(&self) -> Result<(), StoreError> {

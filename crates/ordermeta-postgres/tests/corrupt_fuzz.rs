@@ -1,8 +1,10 @@
 //! Property test of the row decoder over outside values, against the real server: a valid
 //! record with a few columns overwritten by anything PostgreSQL will store in them (edge
 //! integers, `infinity`, times beyond chrono's range, any text, any JSON) is read back as a
-//! record or reported as `InvalidMetadata` naming the order, by `get` and by `list`, and
-//! `claim`, `expire` and `purge` go on; nothing panics or fails the store.
+//! record or reported as `InvalidMetadata` naming the order, by `get`, `list`,
+//! `find_by_client_id` and `find_by_label`, and `update`, `claim`, `expire` and `purge` go
+//! on; nothing panics or fails the store. The record carries issue 13's fields (label,
+//! indexer id, filled quantity, cancel confirmation) or leaves them NULL.
 //!
 //! Cases: 48, or `ORDERMETA_FUZZ_CASES`.
 
@@ -11,8 +13,8 @@ mod common;
 use chrono::{Duration as ChronoDuration, Utc};
 use ordermeta_core::conformance::{long_term, short_term};
 use ordermeta_core::{
-    ErrorKind, ExpireRequest, Lease, ListQuery, MetadataStore, MetadataStoreExt, OrderStatus,
-    StoreError,
+    ClientIdKey, ErrorKind, ExpireRequest, Lease, ListQuery, MetadataStore, MetadataStoreExt,
+    OrderMetadata, OrderStatus, StoreError, UpdateRequest,
 };
 use ordermeta_postgres::{PgStore, PgStoreOptions, sqlx};
 use proptest::prelude::*;
@@ -20,7 +22,7 @@ use proptest::prelude::*;
 use common::{drop_store, fresh_store};
 
 /// Every column and its type.
-const COLUMNS: [(&str, &str); 24] = [
+const COLUMNS: [(&str, &str); 28] = [
     ("order_id", "text"),
     ("dydx_order_id", "text"),
     ("good_until_block", "bigint"),
@@ -45,7 +47,31 @@ const COLUMNS: [(&str, &str); 24] = [
     ("history", "jsonb"),
     ("lease_token", "text"),
     ("lease_until", "timestamptz"),
+    ("label", "text"),
+    ("indexer_id", "text"),
+    ("filled_quantity", "text"),
+    ("cancel_confirmed_at", "timestamptz"),
 ];
+
+/// The label the fuzzed record carries (when it carries issue 13's fields).
+const LABEL: &str = "fuzz-label";
+
+/// A lookup's answer: nothing, the record, or `InvalidMetadata` naming it.
+fn check_found(
+    what: &str,
+    r: Result<Option<OrderMetadata>, StoreError>,
+    id: &str,
+) -> Result<(), TestCaseError> {
+    match r {
+        Ok(None) => {}
+        Ok(Some(m)) => prop_assert_eq!(m.order_id.as_str(), id),
+        Err(StoreError::InvalidMetadata {
+            order_id: Some(o), ..
+        }) => prop_assert_eq!(o.as_str(), id),
+        other => prop_assert!(false, "{what}: {other:?}"),
+    }
+    Ok(())
+}
 
 fn cases() -> u32 {
     std::env::var("ORDERMETA_FUZZ_CASES")
@@ -80,6 +106,11 @@ fn value() -> impl Strategy<Value = Option<String>> {
         "[{\"status\": \"active\", \"at\": \"x\"}]",
         "null",
         "",
+        "0.5",
+        "1e3",
+        "fuzz-label",
+        "0a4d0e53-3c7f-5a4c-9a3b-6a0e1fd1f0aa",
+        "a\tb",
     ]);
     prop_oneof![
         Just(None),
@@ -93,6 +124,7 @@ async fn check(
     store: &PgStore,
     long: bool,
     status: OrderStatus,
+    extras: bool,
     edits: &[(usize, Option<String>)],
 ) -> Result<(), TestCaseError> {
     let t = store.table();
@@ -101,11 +133,17 @@ async fn check(
         .execute(store.pool())
         .await
         .map_err(|e| fail("delete", &e))?;
-    let m = if long {
+    let mut m = if long {
         long_term("fuzzed", status, 2_000_000_000)
     } else {
         short_term("fuzzed", status, 100)
     };
+    if extras {
+        m = m.with_label(LABEL);
+        m.indexer_id = Some("0a4d0e53-3c7f-5a4c-9a3b-6a0e1fd1f0aa".to_owned());
+        m.filled_quantity = Some("0.0005".to_owned());
+        m.cancel_confirmed_at = Some(m.placed_at);
+    }
     store.record(&m).await.map_err(|e| fail("record", &e))?;
     for (i, v) in edits {
         let (name, ty) = COLUMNS[*i];
@@ -127,6 +165,24 @@ async fn check(
     prop_assert_eq!(page.items.len() + page.invalid.len(), 1);
     if let Some(r) = page.invalid.first() {
         prop_assert_eq!(&r.order_id, &id);
+    }
+    check_found(
+        "find_by_client_id",
+        store.find_by_client_id(&ClientIdKey::of(&m)).await,
+        &id,
+    )?;
+    check_found("find_by_label", store.find_by_label(LABEL).await, &id)?;
+    let updated = store
+        .update(&UpdateRequest::new(&id).indexer_id("fuzz-indexer-id"))
+        .await;
+    if let Err(e) = updated {
+        prop_assert!(
+            matches!(
+                e.kind(),
+                ErrorKind::InvalidMetadata | ErrorKind::StatusConflict | ErrorKind::NotFound
+            ),
+            "update: {e:?}"
+        );
     }
     match store.get(&id).await {
         Ok(Some(m)) => prop_assert_eq!(&m.order_id, &id),
@@ -180,11 +236,12 @@ fn any_stored_values_are_one_orders_problem() {
     let strategy = (
         any::<bool>(),
         prop::sample::select(OrderStatus::ALL.to_vec()),
+        any::<bool>(),
         proptest::collection::vec((0..COLUMNS.len(), value()), 1..4),
     );
     let result = proptest::test_runner::TestRunner::new(config)
-        .run(&strategy, |(long, status, edits)| {
-            rt.block_on(check(&store, long, status, &edits))
+        .run(&strategy, |(long, status, extras, edits)| {
+            rt.block_on(check(&store, long, status, extras, &edits))
         });
     rt.block_on(drop_store(store));
     if let Err(e) = result {

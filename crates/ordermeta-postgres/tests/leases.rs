@@ -42,7 +42,7 @@ async fn connect(schema: &str, opts: PgStoreOptions) -> Result<PgStore, StoreErr
 }
 
 /// A schema at migration 1 (before leases) with a `cancelling` record: the next start adds
-/// the lease columns (migration 2, once), the old claim reads back without a lease and is
+/// the lease columns (migration 2, once, then 3), the old claim reads back without a lease and is
 /// re-claimable at once, and the new claim's lease is stored.
 #[tokio::test]
 async fn a_schema_from_before_leases_is_migrated_and_its_claims_are_re_claimable() {
@@ -52,12 +52,16 @@ async fn a_schema_from_before_leases_is_migrated_and_its_claims_are_re_claimable
             .expect("connect");
         let old_claim = long_term("old-claim", OrderStatus::Cancelling, 2_000_000_000);
         store.record(&old_claim).await.expect("record");
-        // Back to the schema as migration 1 left it.
+        // Back to the schema as migration 1 left it (dropping migration 3's columns drops
+        // its indexes too).
         exec(
             &store,
             &format!(
-                "ALTER TABLE {t} DROP COLUMN lease_token, DROP COLUMN lease_until; \
-                 DELETE FROM \"{schema}\".ordermeta_migrations WHERE version = 2",
+                "ALTER TABLE {t} DROP COLUMN lease_token, DROP COLUMN lease_until, \
+                 DROP COLUMN label, DROP COLUMN indexer_id, DROP COLUMN filled_quantity, \
+                 DROP COLUMN cancel_confirmed_at; \
+                 DROP INDEX \"{schema}\".dydx_order_metadata_client_id_idx; \
+                 DELETE FROM \"{schema}\".ordermeta_migrations WHERE version >= 2",
                 t = store.table()
             ),
         )
@@ -88,7 +92,7 @@ async fn a_schema_from_before_leases_is_migrated_and_its_claims_are_re_claimable
         .fetch_all(store.pool())
         .await
         .expect("migrations");
-        assert_eq!(versions, [1, 2]);
+        assert_eq!(versions, [1, 2, 3]);
         assert_eq!(
             store.get_required("old-claim").await.expect("get"),
             old_claim

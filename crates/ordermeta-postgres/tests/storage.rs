@@ -172,7 +172,8 @@ async fn migrations_run_once_in_their_own_table() {
             applied,
             vec![
                 (1, "create dydx_order_metadata".to_owned()),
-                (2, "claim leases".to_owned())
+                (2, "claim leases".to_owned()),
+                (3, "lookup and chain fields".to_owned())
             ]
         );
         let sqlx_table: Option<String> = sqlx::query_scalar(&format!(

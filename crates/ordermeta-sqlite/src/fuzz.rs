@@ -1,7 +1,9 @@
 //! Property tests of the row decoder over outside values: a valid record with a few of its
 //! columns overwritten by anything SQLite will store (any integer, any bytes as TEXT, NULL)
-//! is read back as a record or reported as `InvalidMetadata` naming the order, by `get` and
-//! by `list`, and `claim`, `expire` and `purge` go on; nothing panics or fails the store.
+//! is read back as a record or reported as `InvalidMetadata` naming the order, by `get`,
+//! `list`, `find_by_client_id` and `find_by_label`, and `update`, `claim`, `expire` and
+//! `purge` go on; nothing panics or fails the store. The record carries issue 13's fields
+//! (label, indexer id, filled quantity, cancel confirmation) or leaves them NULL.
 //! The cursor codec for ids that are not UTF-8 round-trips any bytes.
 //!
 //! Cases per property: 256, or `ORDERMETA_FUZZ_CASES`.
@@ -9,8 +11,8 @@
 use chrono::{Duration as ChronoDuration, Utc};
 use ordermeta_core::conformance::{long_term, short_term};
 use ordermeta_core::{
-    ErrorKind, ExpireRequest, Lease, ListQuery, MetadataStore, MetadataStoreExt, OrderStatus,
-    StoreError,
+    ClientIdKey, ErrorKind, ExpireRequest, Lease, ListQuery, MetadataStore, MetadataStoreExt,
+    OrderMetadata, OrderStatus, StoreError, UpdateRequest,
 };
 use proptest::prelude::*;
 
@@ -56,6 +58,12 @@ fn value() -> impl Strategy<Value = Value> {
         Just(b"limit".to_vec()),
         Just(b"".to_vec()),
         Just(b"\xff".to_vec()),
+        Just(b"0.5".to_vec()),
+        Just(b"1e3".to_vec()),
+        Just(b"-1".to_vec()),
+        Just(b"a\nb".to_vec()),
+        Just(b"0a4d0e53-3c7f-5a4c-9a3b-6a0e1fd1f0aa".to_vec()),
+        Just(vec![b'x'; 129]),
     ];
     prop_oneof![
         Just(Value::Null),
@@ -66,30 +74,61 @@ fn value() -> impl Strategy<Value = Value> {
     ]
 }
 
-/// Which record, and which of its columns get which values.
-fn case() -> impl Strategy<Value = (bool, OrderStatus, Vec<(usize, Value)>)> {
+/// Which record (long-term or not, status, with issue 13's fields or not), and which of its
+/// columns get which values.
+type Case = (bool, OrderStatus, bool, Vec<(usize, Value)>);
+
+fn case() -> impl Strategy<Value = Case> {
     (
         any::<bool>(),
         prop::sample::select(OrderStatus::ALL.to_vec()),
+        any::<bool>(),
         proptest::collection::vec((0..NAMES.len(), value()), 1..4),
     )
+}
+
+/// The label the fuzzed record carries (when it carries issue 13's fields).
+const LABEL: &str = "fuzz-label";
+
+/// A lookup's answer: nothing, the record, or `InvalidMetadata` naming it.
+fn check_found(
+    what: &str,
+    r: Result<Option<OrderMetadata>, StoreError>,
+    named: &str,
+) -> Result<(), TestCaseError> {
+    match r {
+        Ok(None) => {}
+        Ok(Some(m)) => prop_assert_eq!(m.order_id.as_str(), named),
+        Err(StoreError::InvalidMetadata {
+            order_id: Some(o), ..
+        }) => prop_assert_eq!(o.as_str(), named),
+        other => prop_assert!(false, "{what}: {other:?}"),
+    }
+    Ok(())
 }
 
 async fn check(
     store: &SqliteStore,
     long: bool,
     status: OrderStatus,
+    extras: bool,
     edits: &[(usize, Value)],
 ) -> Result<(), TestCaseError> {
     sqlx::query("DELETE FROM dydx_order_metadata")
         .execute(store.pool())
         .await
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let m = if long {
+    let mut m = if long {
         long_term("fuzzed", status, 2_000_000_000)
     } else {
         short_term("fuzzed", status, 100)
     };
+    if extras {
+        m = m.with_label(LABEL);
+        m.indexer_id = Some("0a4d0e53-3c7f-5a4c-9a3b-6a0e1fd1f0aa".to_owned());
+        m.filled_quantity = Some("0.0005".to_owned());
+        m.cancel_confirmed_at = Some(m.placed_at);
+    }
     store
         .record(&m)
         .await
@@ -131,7 +170,25 @@ async fn check(
     if let Some(r) = page.invalid.first() {
         prop_assert_eq!(&r.order_id, &named);
     }
+    check_found(
+        "find_by_client_id",
+        store.find_by_client_id(&ClientIdKey::of(&m)).await,
+        &named,
+    )?;
+    check_found("find_by_label", store.find_by_label(LABEL).await, &named)?;
     if let Ok(id) = std::str::from_utf8(&id) {
+        let updated = store
+            .update(&UpdateRequest::new(id).indexer_id("fuzz-indexer-id"))
+            .await;
+        if let Err(e) = updated {
+            prop_assert!(
+                matches!(
+                    e.kind(),
+                    ErrorKind::InvalidMetadata | ErrorKind::StatusConflict | ErrorKind::NotFound
+                ),
+                "update: {e:?}"
+            );
+        }
         match store.get(id).await {
             Ok(Some(m)) => prop_assert_eq!(m.order_id.as_str(), id),
             Err(StoreError::InvalidMetadata {
@@ -179,8 +236,8 @@ fn any_stored_values_are_one_orders_problem() {
     let store = rt
         .block_on(SqliteStore::connect("sqlite::memory:"))
         .expect("in-memory store");
-    proptest!(config(), |((long, status, edits) in case())| {
-        rt.block_on(check(&store, long, status, &edits))?;
+    proptest!(config(), |((long, status, extras, edits) in case())| {
+        rt.block_on(check(&store, long, status, extras, &edits))?;
     });
 }
 

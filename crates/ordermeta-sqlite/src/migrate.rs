@@ -35,6 +35,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "claim leases",
         sql: include_str!("../migrations/0002_claim_leases.sql"),
     },
+    Migration {
+        version: 3,
+        description: "lookup and chain fields",
+        sql: include_str!("../migrations/0003_lookup_and_chain_fields.sql"),
+    },
 ];
 
 /// FNV-1a (64 bit) of the script with `\r` removed, as hex: a checkout with CRLF line
@@ -188,9 +193,11 @@ mod tests {
             .map(|m| (m.version, checksum(m.sql)))
             .collect();
         assert!(pending(&all).expect("up to date").is_empty());
-        // A database created before leases gets exactly the lease migration.
-        let behind = pending(&all[..1]).expect("one behind");
-        assert_eq!(behind.iter().map(|m| m.version).collect::<Vec<_>>(), [2]);
+        // A database created before leases gets exactly the migrations after it.
+        let behind = pending(&all[..1]).expect("behind");
+        assert_eq!(behind.iter().map(|m| m.version).collect::<Vec<_>>(), [2, 3]);
+        let behind = pending(&all[..2]).expect("one behind");
+        assert_eq!(behind.iter().map(|m| m.version).collect::<Vec<_>>(), [3]);
         assert_eq!(pending(&[]).expect("fresh").len(), MIGRATIONS.len());
     }
 }

@@ -1,6 +1,7 @@
 //! Between [`OrderMetadata`] and a `dydx_order_metadata` row: encoding for inserts, strict
 //! decoding of what comes back.
 
+use chrono::{DateTime, Utc};
 use ordermeta_core::backend::{history_from_json, history_to_json, lease_from_parts};
 use ordermeta_core::{GoodTil, Lease, OrderId, OrderMetadata, StoreError, from_micros, to_micros};
 use sqlx::Row as _;
@@ -13,13 +14,14 @@ macro_rules! columns {
         "order_id, dydx_order_id, good_until_block, good_til_block_time, client_id, \
          subaccount_number, owner, order_flags, clob_pair_id, symbol, side, quantity, price, \
          order_type, placed_at, updated_at, cancelled_at, tx_hash, cancel_tx_hash, status, \
-         version, history, lease_token, lease_until"
+         version, history, lease_token, lease_until, label, indexer_id, filled_quantity, \
+         cancel_confirmed_at"
     };
 }
 pub(crate) use columns;
 
 /// Column names by index, for error messages.
-pub(crate) const NAMES: [&str; 24] = ordermeta_core::backend::STORED_FIELDS;
+pub(crate) const NAMES: [&str; 28] = ordermeta_core::backend::STORED_FIELDS;
 
 type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
 
@@ -55,7 +57,11 @@ pub(crate) fn bind_record<'q>(q: Query<'q>, m: &'q OrderMetadata) -> Result<Quer
         .bind(version)
         .bind(history_to_json(&m.history))
         .bind(m.lease.as_ref().map(|l| l.token.as_str()))
-        .bind(m.lease.as_ref().map(|l| to_micros(l.until))))
+        .bind(m.lease.as_ref().map(|l| to_micros(l.until)))
+        .bind(m.label.as_deref())
+        .bind(m.indexer_id.as_deref())
+        .bind(m.filled_quantity.as_deref())
+        .bind(m.cancel_confirmed_at.map(to_micros)))
 }
 
 /// Reads column `i` as `T`; a NULL where none belongs or a value of another type is
@@ -101,13 +107,17 @@ fn prefix(e: StoreError, column: &str) -> StoreError {
     }
 }
 
-/// The lease columns of a row: both set, or both NULL (no lease).
-fn lease(row: &SqliteRow) -> Result<Option<Lease>, StoreError> {
-    let until = col::<Option<i64>>(row, 23)?
+/// An optional timestamp column (µs); out of range is `InvalidMetadata` naming the column.
+fn opt_time(row: &SqliteRow, i: usize) -> Result<Option<DateTime<Utc>>, StoreError> {
+    col::<Option<i64>>(row, i)?
         .map(from_micros)
         .transpose()
-        .map_err(|e| prefix(e, NAMES[23]))?;
-    lease_from_parts(col::<Option<String>>(row, 22)?, until)
+        .map_err(|e| prefix(e, NAMES[i]))
+}
+
+/// The lease columns of a row: both set, or both NULL (no lease).
+fn lease(row: &SqliteRow) -> Result<Option<Lease>, StoreError> {
+    lease_from_parts(col::<Option<String>>(row, 22)?, opt_time(row, 23)?)
 }
 
 /// The `order_id` column of a row (what errors and cursors name).
@@ -255,15 +265,16 @@ fn decode_inner(row: &SqliteRow, order_id: &str) -> Result<OrderMetadata, StoreE
         status: parse_col(row, 19)?,
         placed_at: from_micros(col(row, 14)?).map_err(|e| prefix(e, NAMES[14]))?,
         updated_at: from_micros(col(row, 15)?).map_err(|e| prefix(e, NAMES[15]))?,
-        cancelled_at: col::<Option<i64>>(row, 16)?
-            .map(from_micros)
-            .transpose()
-            .map_err(|e| prefix(e, NAMES[16]))?,
+        cancelled_at: opt_time(row, 16)?,
         tx_hash: col(row, 17)?,
         cancel_tx_hash: col(row, 18)?,
         version,
         history,
         lease: lease(row)?,
+        label: col(row, 24)?,
+        indexer_id: col(row, 25)?,
+        filled_quantity: col(row, 26)?,
+        cancel_confirmed_at: opt_time(row, 27)?,
     };
     meta.validate()?;
     Ok(meta)

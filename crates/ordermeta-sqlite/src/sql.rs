@@ -10,7 +10,7 @@ use crate::row::columns;
 pub(crate) const INSERT: &str = concat!(
     "INSERT INTO dydx_order_metadata (",
     columns!(),
-    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 );
 
 pub(crate) const SELECT_ONE: &str = concat!(
@@ -39,6 +39,13 @@ pub(crate) const LIST_HEAD: &str = concat!(
     columns!(),
     " FROM dydx_order_metadata WHERE 1 = 1"
 );
+
+/// The fields a [`FieldPatch`](ordermeta_core::FieldPatch) sets, three parameters (indexer
+/// id, filled quantity, cancel confirmation in µs): NULL keeps the stored value (a patch
+/// never erases).
+pub(crate) const PATCH: &str = "indexer_id = coalesce(?, indexer_id), \
+     filled_quantity = coalesce(?, filled_quantity), \
+     cancel_confirmed_at = coalesce(?, cancel_confirmed_at)";
 
 /// The history append of every update: the entry goes to the end of the JSON array. A
 /// stored history that is not JSON is left as it is (the update must not fail on it; the
@@ -83,7 +90,8 @@ pub(crate) fn condition_holds(
 }
 
 /// `transition`, one compare-and-set statement: `[lease condition][distinct from-statuses]`
-/// (1..=7 statuses). The lease is written as given (NULL clears it).
+/// (1..=7 statuses). The lease is written as given (NULL clears it); the patch
+/// ([`PATCH`]) follows the lease.
 pub(crate) static TRANSITION: LazyLock<Vec<Vec<String>>> = LazyLock::new(|| {
     LEASE_CONDITIONS
         .iter()
@@ -95,9 +103,10 @@ pub(crate) static TRANSITION: LazyLock<Vec<Vec<String>>> = LazyLock::new(|| {
                         "UPDATE dydx_order_metadata SET status = ?, updated_at = ?, \
                          cancelled_at = coalesce(?, cancelled_at), tx_hash = coalesce(?, tx_hash), \
                          cancel_tx_hash = coalesce(?, cancel_tx_hash), lease_token = ?, \
-                         lease_until = ?, version = version + 1, {} \
+                         lease_until = ?, {}, version = version + 1, {} \
                          WHERE order_id = ? AND {} AND status IN ({marks}){condition} \
                          RETURNING {}",
+                        PATCH,
                         append_history!(),
                         bumpable!(),
                         columns!()
@@ -107,6 +116,52 @@ pub(crate) static TRANSITION: LazyLock<Vec<Vec<String>>> = LazyLock::new(|| {
         })
         .collect()
 });
+
+/// `update`, one compare-and-set statement: `[version condition][distinct statuses]`, where
+/// 0 statuses means any status and the version condition is `AND version = ?` (last). No
+/// history entry (it records statuses) and no lease change.
+pub(crate) static UPDATE: LazyLock<Vec<Vec<String>>> = LazyLock::new(|| {
+    ["", " AND version = ?"]
+        .iter()
+        .map(|version| {
+            (0..=OrderStatus::ALL.len())
+                .map(|n| {
+                    let statuses = if n == 0 {
+                        String::new()
+                    } else {
+                        format!(" AND status IN ({})", vec!["?"; n].join(", "))
+                    };
+                    format!(
+                        "UPDATE dydx_order_metadata SET updated_at = ?, {PATCH}, \
+                         version = version + 1 \
+                         WHERE order_id = ? AND {}{statuses}{version} RETURNING {}",
+                        bumpable!(),
+                        columns!()
+                    )
+                })
+                .collect()
+        })
+        .collect()
+});
+
+/// `find_by_client_id`: the last entry of the key's range in its index (read backwards), so
+/// one entry is read however many records share the client id. `INDEXED BY`: a plan that
+/// cannot use the index fails instead of scanning.
+pub(crate) const FIND_BY_CLIENT_ID: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM dydx_order_metadata INDEXED BY dydx_order_metadata_client_id_idx \
+     WHERE owner = ? AND subaccount_number = ? AND clob_pair_id = ? AND client_id = ? \
+     ORDER BY placed_at DESC, order_id DESC LIMIT 1"
+);
+
+/// `find_by_label`, likewise on the (partial) label index.
+pub(crate) const FIND_BY_LABEL: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM dydx_order_metadata INDEXED BY dydx_order_metadata_label_idx \
+     WHERE label = ? ORDER BY placed_at DESC, order_id DESC LIMIT 1"
+);
 
 /// One batch of `expire` by height: at most `?` (the last parameter) rows, so the write lock
 /// is released between batches. An unbound limit (NULL) means no limit (SQLite's `-1`), which

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use ordermeta_core::backend::{record_applied, transition_applied};
+use ordermeta_core::backend::{record_applied, transition_applied, update_applied};
 use ordermeta_core::{
-    ExpireRequest, InvalidRecord, LeaseCondition, ListQuery, MetadataStore, OrderMetadata,
-    OrderStatus, Page, StoreError, TransitionRequest, to_micros, truncate_micros,
+    ClientIdKey, ExpireRequest, InvalidRecord, LeaseCondition, ListQuery, MetadataStore,
+    OrderMetadata, OrderStatus, Page, StoreError, TransitionRequest, UpdateRequest, to_micros,
+    truncate_micros,
 };
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use tokio::sync::Mutex;
@@ -22,6 +23,8 @@ use crate::sql::{
     SELECT_ONE, TRANSITION, condition_holds, condition_index, distinct,
 };
 use ordermeta_core::backend::Deadlines;
+
+mod lookup;
 
 /// The table holding the records (the original design's name).
 pub const TABLE: &str = "dydx_order_metadata";
@@ -175,6 +178,9 @@ impl SqliteStore {
                 .bind(req.cancel_tx_hash.as_deref())
                 .bind(lease.map(|l| l.token.as_str()))
                 .bind(lease.map(|l| to_micros(l.until)))
+                .bind(req.patch.indexer_id.as_deref())
+                .bind(req.patch.filled_quantity.as_deref())
+                .bind(req.patch.cancel_confirmed_at.map(to_micros))
                 .bind(entry.as_str())
                 .bind(req.order_id.as_str());
             for s in &from {
@@ -495,6 +501,34 @@ impl MetadataStore for SqliteStore {
             }
             tokio::time::sleep(BULK_PAUSE).await;
         }
+    }
+
+    /// Like `transition`: one compare-and-set statement, read back (never re-sent) when its
+    /// outcome is unknown.
+    async fn update(&self, req: &UpdateRequest) -> Result<OrderMetadata, StoreError> {
+        req.check()?;
+        let read_back = || async {
+            let stored = self.fetch(&req.order_id).await?;
+            Ok(stored.filter(|s| update_applied(req, s)))
+        };
+        self.deadlines
+            .write("update", &req.order_id, self.update_cas(req), read_back)
+            .await
+    }
+
+    async fn find_by_client_id(
+        &self,
+        key: &ClientIdKey,
+    ) -> Result<Option<OrderMetadata>, StoreError> {
+        self.deadlines
+            .run("find_by_client_id", self.newest_by_client_id(key))
+            .await
+    }
+
+    async fn find_by_label(&self, label: &str) -> Result<Option<OrderMetadata>, StoreError> {
+        self.deadlines
+            .run("find_by_label", self.newest_by_label(label))
+            .await
     }
 
     async fn health(&self) -> Result<(), StoreError> {

@@ -1,14 +1,15 @@
 //! One bad row is one order's problem: rows that ordermeta did not write (an operator's
 //! UPDATE, a restore, another tool), each written straight with SQL, give a typed error for
-//! that order only; every other order stays readable, claimable, expirable and purgeable.
+//! that order only, also through the lookups by client id and label and through `update`;
+//! every other order stays readable, claimable, expirable and purgeable.
 //! (The table is STRICT: a value of the wrong type cannot be stored, so the cases are values
 //! of the right type that mean nothing.)
 
 use chrono::{Duration as ChronoDuration, Utc};
 use ordermeta_core::conformance::short_term;
 use ordermeta_core::{
-    ErrorKind, ExpireRequest, Lease, ListQuery, MetadataStore, MetadataStoreExt, OrderStatus,
-    StoreError,
+    ClientIdKey, ErrorKind, ExpireRequest, Lease, ListQuery, MetadataStore, MetadataStoreExt,
+    OrderMetadata, OrderStatus, StoreError, UpdateRequest,
 };
 use ordermeta_sqlite::{SqliteStore, sqlx};
 
@@ -23,11 +24,15 @@ enum Reads {
 
 struct Case {
     id: &'static str,
-    /// Applied to the recorded (active, good-til-block 100) row `id`.
+    /// Applied to the recorded (active, good-til-block 100, own client id, label `lbl-<id>`)
+    /// row `id`. Cases named `bad-label-…` overwrite the label itself.
     sql: &'static str,
     reads: Reads,
-    /// Whether a claim must be refused with `InvalidMetadata` (otherwise a claim that
-    /// rewrites the broken columns may repair the row; it must never be `Backend`).
+    /// Whether an `update` of the filled quantity must be refused with `InvalidMetadata`
+    /// (otherwise an update that rewrites the broken column may repair the row; it must never
+    /// be `Backend`). It runs before the claim.
+    update_refused: bool,
+    /// Likewise for a claim.
     claim_refused: bool,
 }
 
@@ -36,18 +41,21 @@ const CASES: &[Case] = &[
         id: "bad-base64",
         sql: "UPDATE dydx_order_metadata SET dydx_order_id = '!!not base64!!' WHERE order_id = 'bad-base64'",
         reads: Reads::Invalid,
+        update_refused: true,
         claim_refused: true,
     },
     Case {
         id: "bad-status",
         sql: "UPDATE dydx_order_metadata SET status = 'bogus' WHERE order_id = 'bad-status'",
         reads: Reads::Invalid,
+        update_refused: true,
         claim_refused: true,
     },
     Case {
         id: "bad-height",
         sql: "UPDATE dydx_order_metadata SET good_until_block = -5 WHERE order_id = 'bad-height'",
         reads: Reads::Invalid,
+        update_refused: true,
         claim_refused: true,
     },
     Case {
@@ -55,6 +63,7 @@ const CASES: &[Case] = &[
         sql: "UPDATE dydx_order_metadata SET version = 9223372036854775807 \
               WHERE order_id = 'bad-version-max'",
         reads: Reads::Stuck,
+        update_refused: true,
         claim_refused: true,
     },
     Case {
@@ -62,6 +71,7 @@ const CASES: &[Case] = &[
         sql: "UPDATE dydx_order_metadata SET lease_token = 'someone' \
               WHERE order_id = 'bad-half-lease'",
         reads: Reads::Invalid,
+        update_refused: true,
         claim_refused: false,
     },
     Case {
@@ -69,6 +79,7 @@ const CASES: &[Case] = &[
         sql: "UPDATE dydx_order_metadata SET lease_token = 'someone', \
               lease_until = 4102444800000000 WHERE order_id = 'bad-lease-active'",
         reads: Reads::Invalid,
+        update_refused: true,
         claim_refused: true,
     },
     Case {
@@ -76,12 +87,14 @@ const CASES: &[Case] = &[
         sql: "UPDATE dydx_order_metadata SET status = 'cancelling', lease_token = 'someone', \
               lease_until = -9223372036854775808 WHERE order_id = 'bad-lease-range'",
         reads: Reads::Invalid,
+        update_refused: true,
         claim_refused: false,
     },
     Case {
         id: "bad-history",
         sql: "UPDATE dydx_order_metadata SET history = '{not json' WHERE order_id = 'bad-history'",
         reads: Reads::Invalid,
+        update_refused: true,
         claim_refused: true,
     },
     Case {
@@ -89,6 +102,62 @@ const CASES: &[Case] = &[
         sql: "UPDATE dydx_order_metadata SET placed_at = 9223372036854775807 \
               WHERE order_id = 'bad-placed-at'",
         reads: Reads::Invalid,
+        update_refused: true,
+        claim_refused: true,
+    },
+    Case {
+        id: "bad-label-empty",
+        sql: "UPDATE dydx_order_metadata SET label = '' WHERE order_id = 'bad-label-empty'",
+        reads: Reads::Invalid,
+        update_refused: true,
+        claim_refused: true,
+    },
+    Case {
+        id: "bad-label-control",
+        sql: "UPDATE dydx_order_metadata SET label = 'a' || char(10) || 'b' \
+              WHERE order_id = 'bad-label-control'",
+        reads: Reads::Invalid,
+        update_refused: true,
+        claim_refused: true,
+    },
+    Case {
+        id: "bad-label-long",
+        sql: "UPDATE dydx_order_metadata SET label = printf('%.129c', 'x') \
+              WHERE order_id = 'bad-label-long'",
+        reads: Reads::Invalid,
+        update_refused: true,
+        claim_refused: true,
+    },
+    Case {
+        id: "bad-label-utf8",
+        sql: "UPDATE dydx_order_metadata SET label = CAST(X'6c626cff' AS TEXT) \
+              WHERE order_id = 'bad-label-utf8'",
+        reads: Reads::Invalid,
+        update_refused: true,
+        claim_refused: true,
+    },
+    Case {
+        id: "bad-indexer-id",
+        sql: "UPDATE dydx_order_metadata SET indexer_id = 'has space' \
+              WHERE order_id = 'bad-indexer-id'",
+        reads: Reads::Invalid,
+        update_refused: true,
+        claim_refused: true,
+    },
+    Case {
+        id: "bad-filled",
+        sql: "UPDATE dydx_order_metadata SET filled_quantity = '1e3' WHERE order_id = 'bad-filled'",
+        reads: Reads::Invalid,
+        // The update writes a valid quantity over it: the row is whole again.
+        update_refused: false,
+        claim_refused: false,
+    },
+    Case {
+        id: "bad-cancel-confirmed",
+        sql: "UPDATE dydx_order_metadata SET cancel_confirmed_at = 9223372036854775807 \
+              WHERE order_id = 'bad-cancel-confirmed'",
+        reads: Reads::Invalid,
+        update_refused: true,
         claim_refused: true,
     },
 ];
@@ -99,6 +168,14 @@ const NON_UTF8_SQL: &str = "UPDATE dydx_order_metadata SET order_id = CAST(X'626
      WHERE order_id = 'bad-utf8'";
 
 const GOOD: [&str; 4] = ["a-good", "m-good", "t-good", "z-good"];
+
+/// The record of row `i`: its own client id (so that `find_by_client_id` finds exactly it)
+/// and its own label.
+fn record(id: &str, i: u32) -> OrderMetadata {
+    let mut m = short_term(id, OrderStatus::Active, 100).with_label(format!("lbl-{id}"));
+    m.dydx_order_id.client_id = 1_000 + i;
+    m
+}
 
 async fn exec(store: &SqliteStore, sql: &str) {
     sqlx::raw_sql(sql)
@@ -123,17 +200,19 @@ async fn each_corrupt_row_is_its_own_orders_problem() {
     let store = SqliteStore::open(dir.path().join("corrupt.db"))
         .await
         .expect("open");
-    for id in GOOD
+    let records: Vec<OrderMetadata> = GOOD
         .iter()
         .copied()
         .chain(CASES.iter().map(|c| c.id))
         .chain([NON_UTF8])
-    {
-        store
-            .record(&short_term(id, OrderStatus::Active, 100))
-            .await
-            .expect("record");
-    }
+        .zip(0..)
+        .map(|(id, i)| record(id, i))
+        .collect();
+    store.record_many(&records).await.expect("record");
+    let key_of = |id: &str| {
+        let m = records.iter().find(|m| m.order_id == id).expect("recorded");
+        ClientIdKey::of(m)
+    };
     for c in CASES {
         exec(&store, c.sql).await;
     }
@@ -189,13 +268,54 @@ async fn each_corrupt_row_is_its_own_orders_problem() {
         );
     }
 
-    // get and claim: a typed error naming that order, never a Backend error or a panic.
+    // The lookups find the good records, and the corrupt one of a non-UTF-8 id by its lossy id.
+    for g in GOOD {
+        let found = store.find_by_client_id(&key_of(g)).await.expect("find");
+        assert_eq!(found.map(|m| m.order_id).as_deref(), Some(g));
+        let found = store
+            .find_by_label(&format!("lbl-{g}"))
+            .await
+            .expect("find");
+        assert_eq!(found.map(|m| m.order_id).as_deref(), Some(g));
+    }
+    let r = store.find_by_client_id(&key_of(NON_UTF8)).await;
+    assert_invalid_for(&r, &lossy, "find_by_client_id");
+
+    // get, the lookups, update and claim: a typed error naming that order, never a Backend
+    // error or a panic.
     let now = Utc::now();
     for c in CASES {
         let got = store.get(c.id).await;
+        let by_key = store.find_by_client_id(&key_of(c.id)).await;
+        let by_label = store.find_by_label(&format!("lbl-{}", c.id)).await;
         match c.reads {
-            Reads::Invalid => assert_invalid_for(&got, c.id, "get"),
-            Reads::Stuck => assert!(matches!(got, Ok(Some(_))), "get {}: {got:?}", c.id),
+            Reads::Invalid => {
+                assert_invalid_for(&got, c.id, "get");
+                assert_invalid_for(&by_key, c.id, "find_by_client_id");
+                if c.id.starts_with("bad-label") {
+                    assert!(matches!(by_label, Ok(None)), "{}: {by_label:?}", c.id);
+                } else {
+                    assert_invalid_for(&by_label, c.id, "find_by_label");
+                }
+            }
+            Reads::Stuck => {
+                assert!(matches!(got, Ok(Some(_))), "get {}: {got:?}", c.id);
+                assert!(matches!(by_key, Ok(Some(_))), "{}: {by_key:?}", c.id);
+                assert!(matches!(by_label, Ok(Some(_))), "{}: {by_label:?}", c.id);
+            }
+        }
+        let updated = store
+            .update(&UpdateRequest::new(c.id).filled_quantity("0.0005"))
+            .await;
+        if c.update_refused {
+            assert_invalid_for(&updated, c.id, "update");
+        } else if let Err(e) = &updated {
+            assert_eq!(
+                e.kind(),
+                ErrorKind::InvalidMetadata,
+                "update {}: {e:?}",
+                c.id
+            );
         }
         let lease = Lease::new("canceller", now + ChronoDuration::seconds(30));
         let claimed = store

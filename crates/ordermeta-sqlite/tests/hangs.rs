@@ -7,7 +7,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ordermeta_core::conformance::short_term;
-use ordermeta_core::{ErrorKind, MetadataStore, MetadataStoreExt, OrderStatus, StoreError};
+use ordermeta_core::{
+    ErrorKind, MetadataStore, MetadataStoreExt, OrderStatus, StoreError, UpdateRequest,
+};
 use ordermeta_sqlite::sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use ordermeta_sqlite::sqlx::{self, Connection as _};
 use ordermeta_sqlite::{SqliteError, SqliteStore};
@@ -46,7 +48,7 @@ fn is_busy(e: &StoreError) -> bool {
         if source.downcast_ref::<SqliteError>().is_some_and(SqliteError::is_busy))
 }
 
-/// Another connection holds the write lock: `record` and `transition` fail within the
+/// Another connection holds the write lock: `record`, `transition` and `update` fail within the
 /// deadline with a busy error (nothing written) even with a busy timeout far beyond it (it
 /// is capped below the deadline), reads go on, and the next write after the release succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,6 +83,13 @@ async fn a_held_write_lock_fails_writes_within_the_deadline() {
         "claim under a held lock",
         deadline + MARGIN,
         store.claim_for_cancel("active"),
+    )
+    .await;
+    assert!(is_busy(&e), "{e:?}");
+    let (e, _) = fails_within(
+        "update under a held lock",
+        deadline + MARGIN,
+        store.update(&UpdateRequest::new("active").filled_quantity("0.5")),
     )
     .await;
     assert!(is_busy(&e), "{e:?}");

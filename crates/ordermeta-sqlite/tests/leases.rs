@@ -17,7 +17,7 @@ async fn exec(store: &SqliteStore, sql: &str) {
 }
 
 /// A database at migration 1 (before leases) holding a `cancelling` record: the next open
-/// adds the lease columns (migration 2, once), the old claim reads back without a lease and
+/// adds the lease columns (migration 2, once, then 3), the old claim reads back without a lease and
 /// is re-claimable at once, and the new claim's lease is stored.
 #[tokio::test]
 async fn a_database_from_before_leases_is_migrated_and_its_claims_are_re_claimable() {
@@ -26,12 +26,18 @@ async fn a_database_from_before_leases_is_migrated_and_its_claims_are_re_claimab
     let store = SqliteStore::open(&path).await.expect("open");
     let old_claim = long_term("old-claim", OrderStatus::Cancelling, 2_000_000_000);
     store.record(&old_claim).await.expect("record");
-    // Back to the file as migration 1 left it.
+    // Back to the file as migration 1 left it (migration 3's indexes go before its columns).
     exec(
         &store,
-        "ALTER TABLE dydx_order_metadata DROP COLUMN lease_token; \
+        "DROP INDEX dydx_order_metadata_client_id_idx; \
+         DROP INDEX dydx_order_metadata_label_idx; \
+         ALTER TABLE dydx_order_metadata DROP COLUMN label; \
+         ALTER TABLE dydx_order_metadata DROP COLUMN indexer_id; \
+         ALTER TABLE dydx_order_metadata DROP COLUMN filled_quantity; \
+         ALTER TABLE dydx_order_metadata DROP COLUMN cancel_confirmed_at; \
+         ALTER TABLE dydx_order_metadata DROP COLUMN lease_token; \
          ALTER TABLE dydx_order_metadata DROP COLUMN lease_until; \
-         DELETE FROM ordermeta_migrations WHERE version = 2",
+         DELETE FROM ordermeta_migrations WHERE version >= 2",
     )
     .await;
     store.close().await;
@@ -42,7 +48,7 @@ async fn a_database_from_before_leases_is_migrated_and_its_claims_are_re_claimab
             .fetch_all(store.pool())
             .await
             .expect("migrations");
-    assert_eq!(versions, [1, 2]);
+    assert_eq!(versions, [1, 2, 3]);
     assert_eq!(
         store.get_required("old-claim").await.expect("get"),
         old_claim

@@ -64,7 +64,7 @@ fn two_processes_create_one_file_at_once() {
                 .fetch_one(store.pool())
                 .await
                 .expect("migrations");
-        assert_eq!(applied, 2, "each migration ran exactly once");
+        assert_eq!(applied, 3, "each migration ran exactly once");
         store.close().await;
     });
 }
