@@ -248,20 +248,30 @@ impl Setup {
 
     /// Waits until every record says what the simulator holds; returns the records.
     async fn agree(&self, ids: &[String]) -> Vec<OrderMetadata> {
-        eventually("the records agree with the simulator", || async {
-            let mut all = true;
+        let start = Instant::now();
+        loop {
+            let mut records = Vec::new();
+            let mut apart = Vec::new();
             for id in ids {
                 let m = self.record(id).await;
-                all &= m.status == expected(self.sim_status(&m));
+                let sim = self.sim_status(&m);
+                if m.status != expected(sim) {
+                    apart.push(format!(
+                        "{}: {} vs the node's {sim:?}",
+                        m.order_id, m.status
+                    ));
+                }
+                records.push(m);
             }
-            all
-        })
-        .await;
-        let mut out = Vec::new();
-        for id in ids {
-            out.push(self.record(id).await);
+            if apart.is_empty() {
+                return records;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "records disagree with the simulator after {DEADLINE:?}: {apart:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        out
     }
 }
 

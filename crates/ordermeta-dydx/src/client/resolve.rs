@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ordermeta_core::OrderMetadata;
+use ordermeta_core::{OrderMetadata, OrderStatus};
 
 use super::OrderMetaClient;
 use super::metrics::timed;
@@ -37,9 +37,19 @@ impl OrderMetaClient {
     /// error, the order unknown to it or still open there after a second look, or its report
     /// about a later placement with the same `OrderId`.
     pub(super) async fn resolve_gone(&self, order_id: &str) -> Option<Applied> {
+        // The indexer sync may have recorded the outcome already (a fill races the cancel).
         let meta = timed("get", self.store.get(order_id)).await.ok()??;
+        if let Some(done) = settled(meta.status) {
+            return Some(done);
+        }
         let report = self.indexer_report(&meta, true).await?;
-        self.apply_final(&report).await
+        match self.apply_final(&report).await {
+            Some(applied) => Some(applied),
+            None => {
+                let meta = timed("get", self.store.get(order_id)).await.ok()??;
+                settled(meta.status)
+            }
+        }
     }
 
     /// Before reconciliation cancels a `pending` record: whether the indexer already knows
@@ -102,5 +112,15 @@ impl OrderMetaClient {
                 None
             }
         }
+    }
+}
+
+/// What a record already settled by the chain amounts to.
+fn settled(status: OrderStatus) -> Option<Applied> {
+    match status {
+        OrderStatus::Filled => Some(Applied::Filled),
+        OrderStatus::Cancelled => Some(Applied::Cancelled),
+        OrderStatus::Expired => Some(Applied::Expired),
+        _ => None,
     }
 }

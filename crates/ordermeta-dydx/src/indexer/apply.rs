@@ -17,6 +17,13 @@
 //! | any, with a larger filled quantity | any but failed | the quantity raised (never lowered) |
 //!
 //! Anything else leaves the record as it is; the indexer id is stored with the first write.
+//!
+//! One inference, not a report: a short-term order the indexer reported once (the record
+//! holds its indexer id) that it no longer lists as open and no longer knows by id was
+//! removed from the book without a fill — the real indexer keeps a short-term order only in
+//! its cache of live orders until a fill gives it a row, and a removal seen by no feed (a gap)
+//! leaves nothing behind. Its record becomes `cancelled`, confirmed (the order is absent from
+//! the book), or `expired` past its good-til ([`OrderMetaClient::settle_absent`]).
 
 use std::str::FromStr;
 
@@ -290,6 +297,47 @@ impl OrderMetaClient {
             "indexer report not applied: the record kept changing"
         );
         Ok(Applied::Unchanged)
+    }
+
+    /// Settles `meta` when the indexer knows its order no more (see the [module](self)
+    /// docs): only a short-term order the indexer reported before (its id is on the record),
+    /// recorded `active` or `cancelling`. `Ok(None)` when that does not hold or the record
+    /// changed meanwhile (the next snapshot looks again).
+    pub(crate) async fn settle_absent(
+        &self,
+        meta: &OrderMetadata,
+        clock: Clock,
+    ) -> Result<Option<Applied>, StoreError> {
+        let from = [OrderStatus::Active, OrderStatus::Cancelling];
+        if !meta.dydx_order_id.is_short_term()
+            || meta.indexer_id.is_none()
+            || !from.contains(&meta.status)
+        {
+            return Ok(None);
+        }
+        let expired = clock.is_some_and(|c| c.has_passed(meta.good_til));
+        let req = if expired {
+            TransitionRequest::new(&meta.order_id, &[meta.status], OrderStatus::Expired)
+                .reason("indexer: gone from the book at its good-til")
+        } else {
+            TransitionRequest::new(&meta.order_id, &[meta.status], OrderStatus::Cancelled)
+                .reason(
+                    "indexer: removed from the book without a fill (it no longer knows the order)",
+                )
+                .cancel_confirmed_at(now())
+        };
+        match self.store().transition(&req).await {
+            Ok(_) => {
+                tracing::info!(order_id = meta.order_id, to = %req.to, "absent from the indexer: settled");
+                Ok(Some(if expired {
+                    Applied::Expired
+                } else {
+                    Applied::Cancelled
+                }))
+            }
+            Err(e) if e.kind() == ErrorKind::StatusConflict => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     async fn write_all(&self, writes: &[Write]) -> Result<(), StoreError> {

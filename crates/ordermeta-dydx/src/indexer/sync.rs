@@ -293,6 +293,23 @@ impl Engine {
         }
     }
 
+    /// Settles a record whose order the indexer no longer knows at all (see
+    /// [`OrderMetaClient::settle_absent`]); false if the store failed.
+    async fn settle_absent(&self, meta: &ordermeta_core::OrderMetadata, clock: Clock) -> bool {
+        match self.client.settle_absent(meta, clock).await {
+            Ok(Some(applied)) => {
+                self.bump(|r| r.count(applied));
+                true
+            }
+            Ok(None) => true,
+            Err(e) => {
+                tracing::warn!(order_id = meta.order_id, error = %e, "absent order not settled");
+                self.error("store");
+                false
+            }
+        }
+    }
+
     /// Follows one subaccount until stopped: subscribe, snapshot, apply the feed; after a
     /// gap, again.
     async fn follow(&self, sub: IndexerSubaccount, mut stopped: watch::Receiver<bool>) {
@@ -489,8 +506,9 @@ impl Engine {
             }
             // The indexer keeps one row per chain identity: a report of a later placement
             // with the same OrderId is not about this record (`record_of` checks the good-til).
-            if let Some(o) = self.indexer.order(&sub.owner, &id).await? {
-                ok &= self.apply(&o, clock).await;
+            match self.indexer.order(&sub.owner, &id).await? {
+                Some(o) => ok &= self.apply(&o, clock).await,
+                None => ok &= self.settle_absent(&meta, clock).await,
             }
         }
         Ok(ok)

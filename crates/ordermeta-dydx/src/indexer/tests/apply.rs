@@ -328,3 +328,54 @@ async fn open_orders_without_a_record_are_imported_once() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_short_term_order_the_indexer_forgot_was_removed() {
+    let store = Arc::new(MemoryStore::new());
+    let c = client(store.clone());
+    // Seen by the indexer once (its id stored), then gone from it entirely.
+    let seen = seed(&store, 1, OrderStatus::Active).await;
+    c.apply_indexer_order(&report(1, IndexerOrderStatus::Open, "0"), None, true)
+        .await
+        .expect("apply");
+    let m = get(&store, &seen).await;
+    assert_eq!(m.indexer_id, Some(indexer_order_id(&id(1))));
+    let clock = IndexerClock {
+        height: 100,
+        time: now(),
+    };
+    assert_eq!(
+        c.settle_absent(&m, Some(clock)).await.expect("settle"),
+        Some(Applied::Cancelled)
+    );
+    let m = get(&store, &seen).await;
+    assert_eq!(m.status, OrderStatus::Cancelled);
+    assert!(m.cancel_confirmed_at.is_some(), "absent from the book");
+    // Past its good-til: expired.
+    let late = seed(&store, 2, OrderStatus::Active).await;
+    c.apply_indexer_order(&report(2, IndexerOrderStatus::Open, "0"), None, true)
+        .await
+        .expect("apply");
+    let m = get(&store, &late).await;
+    let clock = IndexerClock {
+        height: 500,
+        ..clock
+    };
+    assert_eq!(
+        c.settle_absent(&m, Some(clock)).await.expect("settle"),
+        Some(Applied::Expired)
+    );
+    // Never seen by the indexer (it may lag): left alone.
+    let unseen = seed(&store, 3, OrderStatus::Active).await;
+    let m = get(&store, &unseen).await;
+    assert_eq!(c.settle_absent(&m, None).await.expect("settle"), None);
+    assert_eq!(get(&store, &unseen).await.status, OrderStatus::Active);
+    // A stateful order always has a row on the indexer: absence proves nothing.
+    let mut stateful = get(&store, &unseen).await;
+    stateful.dydx_order_id.order_flags = 64;
+    stateful.indexer_id = Some("x".into());
+    assert_eq!(
+        c.settle_absent(&stateful, None).await.expect("settle"),
+        None
+    );
+}
