@@ -152,7 +152,9 @@ impl SyncReport {
 ///    indexer", under the id [`place_order`](OrderMetaClient::place_order) would have given
 ///    it, so it is cancellable by id), the latest changed orders, the fills since the last
 ///    block seen (their orders looked up by id), and the signer's open records the listings
-///    did not cover (looked up by id, [`lookup_batch`](SyncConfig::lookup_batch) at a time);
+///    did not cover (looked up by id, [`lookup_batch`](SyncConfig::lookup_batch) at a time; a
+///    short-term order the indexer reported before and no longer knows at all was removed
+///    without a fill: `cancelled`, or `expired` past its good-til);
 /// 3. applies every order update of the feed to its record **through the state machine**
 ///    (see below), idempotently: duplicated and reordered messages change nothing wrongly;
 /// 4. after a **gap** — the connection lost (the stream ends) or re-established underneath
