@@ -58,3 +58,28 @@ pub fn node_config(endpoint: impl Into<String>) -> dydx::node::NodeConfig {
         manage_sequencing: true,
     }
 }
+
+/// Reconnect interval of [`indexer_config`]'s websocket client, in milliseconds: short, so a
+/// test that drops the simulator's sockets sees the client back quickly.
+pub const INDEXER_WS_RECONNECT_MS: u64 = 250;
+
+/// The `dydx` client's indexer config for a simulator's indexer
+/// ([`SimHandle::indexer_url`](crate::SimHandle::indexer_url),
+/// [`SimHandle::indexer_ws_url`](crate::SimHandle::indexer_ws_url)): reconnect after
+/// [`INDEXER_WS_RECONNECT_MS`], 10 subscriptions per second. Feature `dydx`.
+#[cfg(feature = "dydx")]
+pub fn indexer_config(
+    rest: impl Into<String>,
+    ws: impl Into<String>,
+) -> dydx::indexer::IndexerConfig {
+    dydx::indexer::IndexerConfig {
+        rest: dydx::indexer::RestConfig {
+            endpoint: rest.into(),
+        },
+        sock: dydx::indexer::SockConfig {
+            endpoint: ws.into(),
+            timeout: INDEXER_WS_RECONNECT_MS,
+            rate_limit: std::num::NonZeroU32::MIN.saturating_add(9),
+        },
+    }
+}

@@ -135,22 +135,28 @@
 //! mempool eviction and block size limits (every waiting tx goes into the next block).
 #![deny(missing_docs)]
 
+pub mod admin;
 mod chain;
 mod config;
 mod error;
 pub mod fixtures;
 mod grpc;
+mod http;
+mod indexer;
 mod node;
 mod tx;
 mod types;
 
 pub use config::{
-    BlockClock, BlockProduction, DEFAULT_SHORT_BLOCK_WINDOW, GenesisAccount, MAINNET_CHAIN_ID,
+    BlockClock, BlockProduction, DEFAULT_SHORT_BLOCK_WINDOW, GenesisAccount, IndexerConfig,
+    MAINNET_CHAIN_ID,
     MAX_BATCH_CANCEL_SIZE, MAX_TIMESTAMP_NONCES, RateLimit, RateLimits,
     STATEFUL_ORDER_TIME_WINDOW_SECS, SimConfig, TESTNET_CHAIN_ID, TIMESTAMP_NONCE_CUTOFF,
     TIMESTAMP_NONCE_MAX_SKEW_MS,
 };
 pub use error::{ChainError, SimError, codes};
+pub use indexer::ids::{order_uuid as indexer_order_id, subaccount_uuid as indexer_subaccount_id};
+pub use indexer::{Market, SUBACCOUNTS_MESSAGE_VERSION};
 pub use node::{SimHandle, SimNode};
 pub use types::{
     AccountInfo, Fill, GoodTil, MsgKind, OrderState, OrderStatus, ReceivedMsg, TxResult,
