@@ -231,11 +231,15 @@ async fn orders(
 
 async fn accounts(State(chain): State<Arc<SharedChain>>) -> Json<Vec<AccountView>> {
     let chain = chain.lock();
+    let mut accounts: Vec<_> = chain
+        .addresses()
+        .iter()
+        .filter_map(|a| chain.account(a))
+        .collect();
+    accounts.sort_by_key(|a| a.account_number);
     Json(
-        chain
-            .addresses()
-            .iter()
-            .filter_map(|a| chain.account(a))
+        accounts
+            .into_iter()
             .map(|a| AccountView {
                 address: a.address,
                 account_number: a.account_number,

@@ -166,6 +166,12 @@ impl SimHandle {
         self.http.as_ref().map_or(0, |h| h.indexer.connections())
     }
 
+    /// How many `v4_subaccounts` subscriptions the open indexer websockets hold: a test can
+    /// wait for a (re)subscription to be registered before it makes the chain move.
+    pub fn indexer_ws_subscriptions(&self) -> usize {
+        self.http.as_ref().map_or(0, |h| h.indexer.subscriptions())
+    }
+
     /// The chain id signatures must commit to.
     pub fn chain_id(&self) -> String {
         self.chain.lock().chain_id.clone()

@@ -144,6 +144,11 @@ impl Indexer {
     pub(crate) fn connections(&self) -> usize {
         self.lock().hub.len()
     }
+
+    /// Subscriptions of the open websocket connections.
+    pub(crate) fn subscriptions(&self) -> usize {
+        self.lock().hub.subscriptions()
+    }
 }
 
 impl EventSink for Indexer {

@@ -64,6 +64,14 @@ impl Hub {
         self.connections.len()
     }
 
+    /// Subscriptions over all connections.
+    pub(crate) fn subscriptions(&self) -> usize {
+        self.connections
+            .values()
+            .map(|c| c.subscriptions.len())
+            .sum()
+    }
+
     fn register(&mut self, tx: mpsc::UnboundedSender<Outgoing>, kill: oneshot::Sender<()>) -> u64 {
         self.next_id += 1;
         let _ = tx.send(Outgoing::Connected);

@@ -219,3 +219,14 @@ pub fn indexer_id(id: &OrderId) -> String {
     let proto: dydx_proto::dydxprotocol::clob::OrderId = id.clone();
     ordermeta_dydx_sim::indexer_order_id(&proto)
 }
+
+/// Waits (at most [`FEED_DEADLINE`]) until the indexer websocket holds `count` subscriptions.
+pub async fn wait_for_subscriptions(sim: &SimHandle, count: usize) {
+    tokio::time::timeout(FEED_DEADLINE, async {
+        while sim.indexer_ws_subscriptions() != count {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("subscriptions registered before the deadline");
+}
