@@ -29,7 +29,10 @@ pub(crate) struct HttpServer {
 impl HttpServer {
     /// Binds `config.listen`, builds the indexer from the chain as it is now and makes it the
     /// chain's event sink, then serves.
-    pub(crate) async fn start(chain: &SharedChain, config: &IndexerConfig) -> Result<Self, SimError> {
+    pub(crate) async fn start(
+        chain: &SharedChain,
+        config: &IndexerConfig,
+    ) -> Result<Self, SimError> {
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let indexer = {

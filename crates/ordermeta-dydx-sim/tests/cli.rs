@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use assert_cmd::cargo::cargo_bin;
-use common::{MNEMONIC, init_crypto, indexer_id, long_order, short_order};
+use common::{MNEMONIC, indexer_id, init_crypto, long_order, short_order};
 use dydx::indexer::{Height, IndexerClient, OrderId as IndexerOrderId};
 use dydx::node::{NodeClient, Wallet};
 use ordermeta_dydx_sim::fixtures;
@@ -109,14 +109,21 @@ async fn subcommands_show_and_fill_what_a_running_simulator_holds() {
     let owner = account.address().to_string();
 
     let status = stdout_of(&mut sub(&served, &["status"]));
-    assert!(status.contains("chain_id=dydx-testnet-4 height=1 "), "{status}");
+    assert!(
+        status.contains("chain_id=dydx-testnet-4 height=1 "),
+        "{status}"
+    );
 
     let (short_id, short) = short_order(&account, 7, 11);
     let hash = client
         .place_order(&mut account, short)
         .await
         .expect("place short-term");
-    let (long_id, long) = long_order(&account, 8, chrono::Utc::now() + chrono::TimeDelta::hours(1));
+    let (long_id, long) = long_order(
+        &account,
+        8,
+        chrono::Utc::now() + chrono::TimeDelta::hours(1),
+    );
     client
         .place_order(&mut account, long)
         .await
@@ -129,11 +136,17 @@ async fn subcommands_show_and_fill_what_a_running_simulator_holds() {
     );
     assert!(orders.contains(&short_line), "{orders}");
     assert!(orders.contains(&format!("indexer_id={}", indexer_id(&short_id))));
-    assert!(orders.contains(&format!("order={owner}/0/8/0/64 ")), "{orders}");
+    assert!(
+        orders.contains(&format!("order={owner}/0/8/0/64 ")),
+        "{orders}"
+    );
     assert!(orders.contains("status=place_pending"), "{orders}");
 
     let accounts = stdout_of(&mut sub(&served, &["accounts"]));
-    assert!(accounts.contains(&format!("address={owner} account_number=1 ")), "{accounts}");
+    assert!(
+        accounts.contains(&format!("address={owner} account_number=1 ")),
+        "{accounts}"
+    );
     assert!(
         accounts.contains(&format!("address={} account_number=2 ", second.address())),
         "{accounts}"
@@ -151,17 +164,35 @@ async fn subcommands_show_and_fill_what_a_running_simulator_holds() {
     let blocks = stdout_of(&mut sub(&served, &["blocks", "1"]));
     assert!(blocks.contains("height=2 "), "{blocks}");
     let txs = stdout_of(&mut sub(&served, &["txs", "--limit", "1"]));
-    assert!(txs.contains("kind=place") && txs.contains("included_height=2 delivered_code=0"), "{txs}");
+    assert!(
+        txs.contains("kind=place") && txs.contains("included_height=2 delivered_code=0"),
+        "{txs}"
+    );
 
     // Fill by selector (part), then by indexer id (the rest).
-    let part = stdout_of(&mut sub(&served, &["fill", &format!("{owner}/0/7/0/0"), "40000000"]));
-    assert!(part.contains("status=open") && part.contains("filled=40000000"), "{part}");
+    let part = stdout_of(&mut sub(
+        &served,
+        &["fill", &format!("{owner}/0/7/0/0"), "40000000"],
+    ));
+    assert!(
+        part.contains("status=open") && part.contains("filled=40000000"),
+        "{part}"
+    );
     let rest = stdout_of(&mut sub(&served, &["fill", &indexer_id(&short_id)]));
-    assert!(rest.contains("status=filled") && rest.contains("filled=100000000"), "{rest}");
+    assert!(
+        rest.contains("status=filled") && rest.contains("filled=100000000"),
+        "{rest}"
+    );
     let live = stdout_of(&mut sub(&served, &["orders"]));
-    assert!(!live.contains("client_id=7 "), "a filled order is not live: {live}");
+    assert!(
+        !live.contains("client_id=7 "),
+        "a filled order is not live: {live}"
+    );
     let all = stdout_of(&mut sub(&served, &["orders", "--all"]));
-    assert!(all.contains("client_id=7 ") && all.contains("status=filled"), "{all}");
+    assert!(
+        all.contains("client_id=7 ") && all.contains("status=filled"),
+        "{all}"
+    );
 
     // The fills reach the indexer with the next block.
     stdout_of(&mut sub(&served, &["blocks"]));

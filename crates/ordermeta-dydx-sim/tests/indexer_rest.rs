@@ -112,7 +112,10 @@ async fn a_long_term_order_is_open_from_the_block_that_places_it() {
         .get_subaccount_orders(&subaccount, None)
         .await
         .expect("list");
-    assert!(before.is_empty(), "not indexed before its block: {before:?}");
+    assert!(
+        before.is_empty(),
+        "not indexed before its block: {before:?}"
+    );
 
     let height = env.sim.advance_blocks(1);
     let o = indexer
@@ -123,7 +126,10 @@ async fn a_long_term_order_is_open_from_the_block_that_places_it() {
     assert!(is(&o.status, IndexerStatus::Open), "{o:?}");
     assert!(matches!(o.order_flags, OrderFlags::LongTerm));
     assert_eq!(o.good_til_block, None);
-    assert_eq!(o.good_til_block_time.map(|t| t.timestamp()), Some(gtbt.timestamp()));
+    assert_eq!(
+        o.good_til_block_time.map(|t| t.timestamp()),
+        Some(gtbt.timestamp())
+    );
     assert_eq!(o.created_at_height, Some(Height(height)));
     assert_eq!(o.updated_at_height, Some(Height(height)));
     assert_eq!(o.updated_at, Some(env.sim.block_time()));
@@ -170,7 +176,10 @@ async fn fills_show_in_the_fills_and_in_the_orders_total() {
     assert_eq!(f.market, Ticker("BTC-USD".into()));
     let o = indexer.accounts().get_order(&uuid).await.expect("order");
     assert_eq!(dec(&o.total_filled), "0.004");
-    assert!(is(&o.status, IndexerStatus::Open), "partially filled stays OPEN");
+    assert!(
+        is(&o.status, IndexerStatus::Open),
+        "partially filled stays OPEN"
+    );
 
     env.sim.fill(&id, Fill::Full).expect("fill the rest");
     let last_height = env.sim.advance_blocks(1);

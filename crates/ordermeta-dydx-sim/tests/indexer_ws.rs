@@ -5,16 +5,15 @@
 mod common;
 
 use common::*;
-use dydx::indexer::{
-    ApiOrderStatus, Height, SubaccountUpdateMessageContents,
-    SubaccountsMessage,
-};
+use dydx::indexer::{ApiOrderStatus, Height, SubaccountUpdateMessageContents, SubaccountsMessage};
 use dydx::node::OrderSide;
 use dydx_proto::dydxprotocol::clob::OrderBatch;
 use ordermeta_dydx_sim::{Fill, SUBACCOUNTS_MESSAGE_VERSION};
 
 /// `(indexer id, status, removal reason, total filled)` of each order in an update.
-fn orders_of(contents: &[SubaccountUpdateMessageContents]) -> Vec<(String, String, Option<String>, Option<String>)> {
+fn orders_of(
+    contents: &[SubaccountUpdateMessageContents],
+) -> Vec<(String, String, Option<String>, Option<String>)> {
     contents
         .iter()
         .flat_map(|c| c.orders.clone().unwrap_or_default())
@@ -88,7 +87,10 @@ async fn the_snapshot_holds_the_open_orders() {
         .collect();
     snapshot.sort();
     let mut expected = vec![
-        (indexer_id(&short_id), "BestEffort(BestEffortOpened)".to_owned()),
+        (
+            indexer_id(&short_id),
+            "BestEffort(BestEffortOpened)".to_owned(),
+        ),
         (indexer_id(&long_id), "OrderStatus(Open)".to_owned()),
     ];
     expected.sort();
@@ -136,13 +138,21 @@ async fn updates_report_each_order_event_in_order() {
     last_id = filled.message_id;
     assert_eq!(
         orders_of(&filled.contents),
-        vec![(short_uuid.clone(), "Open".into(), None, Some("0.003".into()))]
+        vec![(
+            short_uuid.clone(),
+            "Open".into(),
+            None,
+            Some("0.003".into())
+        )]
     );
     let fills = filled.contents[0].fills.clone().expect("fills");
     assert_eq!(fills.len(), 1);
     assert_eq!(fills[0].size.to_string(), "0.003");
     assert_eq!(fills[0].created_at_height, Height(fill_height));
-    assert_eq!(fills[0].order_id.as_ref().map(|i| i.0.clone()), Some(short_uuid.clone()));
+    assert_eq!(
+        fills[0].order_id.as_ref().map(|i| i.0.clone()),
+        Some(short_uuid.clone())
+    );
     assert_eq!(filled.contents[0].block_height, Some(Height(fill_height)));
 
     // Short-term cancel: BEST_EFFORT_CANCELED at once, the reason given.
@@ -170,7 +180,10 @@ async fn updates_report_each_order_event_in_order() {
         .place_order(&mut env.account, exp)
         .await
         .expect("place");
-    assert_eq!(status_of(&next_update(&mut feed).await), vec!["BestEffortOpened"]);
+    assert_eq!(
+        status_of(&next_update(&mut feed).await),
+        vec!["BestEffortOpened"]
+    );
     env.sim.advance_blocks(2);
     let expired = next_update(&mut feed).await;
     assert_eq!(
@@ -198,7 +211,12 @@ async fn updates_report_each_order_event_in_order() {
     let full = next_update(&mut feed).await;
     assert_eq!(
         orders_of(&full.contents),
-        vec![(indexer_id(&long_id), "Filled".into(), None, Some("0.01".into()))]
+        vec![(
+            indexer_id(&long_id),
+            "Filled".into(),
+            None,
+            Some("0.01".into())
+        )]
     );
 
     // A stateful cancel is CANCELED by the block that executes it.
@@ -260,14 +278,20 @@ async fn a_batch_cancel_and_a_replacement_are_reported_per_order() {
         .subaccounts(subaccount.clone(), true)
         .await
         .expect("subscribe batched");
-    assert!(matches!(next_message(&mut feed).await, SubaccountsMessage::Initial(_)));
+    assert!(matches!(
+        next_message(&mut feed).await,
+        SubaccountsMessage::Initial(_)
+    ));
     let h = env.sim.height();
     let (a_id, a) = short_order(&env.account, 31, h + 5);
     env.client
         .place_order(&mut env.account, a)
         .await
         .expect("place");
-    assert_eq!(status_of(&next_update(&mut feed).await), vec!["BestEffortOpened"]);
+    assert_eq!(
+        status_of(&next_update(&mut feed).await),
+        vec!["BestEffortOpened"]
+    );
     // Replacement (later GTB): the old one is removed, the new one placed, in one step.
     let (_, replacement) = short_order(&env.account, 31, h + 6);
     env.client
@@ -298,7 +322,10 @@ async fn a_batch_cancel_and_a_replacement_are_reported_per_order() {
         .place_order(&mut env.account, b)
         .await
         .expect("place");
-    assert_eq!(status_of(&next_update(&mut feed).await), vec!["BestEffortOpened"]);
+    assert_eq!(
+        status_of(&next_update(&mut feed).await),
+        vec!["BestEffortOpened"]
+    );
     let batch = OrderBatch {
         clob_pair_id: 0,
         client_ids: vec![31, 32],
@@ -376,7 +403,10 @@ async fn a_paused_socket_holds_updates_and_loses_none() {
         .subaccounts(subaccount, false)
         .await
         .expect("subscribe");
-    assert!(matches!(next_message(&mut feed).await, SubaccountsMessage::Initial(_)));
+    assert!(matches!(
+        next_message(&mut feed).await,
+        SubaccountsMessage::Initial(_)
+    ));
     let h = env.sim.height();
     env.sim.pause_indexer_ws();
     let mut ids = Vec::new();
@@ -398,7 +428,11 @@ async fn a_paused_socket_holds_updates_and_loses_none() {
         let update = next_update(&mut feed).await;
         assert!(update.message_id > last);
         last = update.message_id;
-        seen.extend(orders_of(&update.contents).into_iter().map(|(id, _, _, _)| id));
+        seen.extend(
+            orders_of(&update.contents)
+                .into_iter()
+                .map(|(id, _, _, _)| id),
+        );
     }
     assert_eq!(seen, ids);
 }

@@ -64,7 +64,10 @@ pub(crate) enum ChainEvent {
         status: RemovalStatus,
     },
     /// Off-chain: the memclob matched the order; `total_filled` base quantums so far.
-    OrderMatched { order_id: OrderId, total_filled: u64 },
+    OrderMatched {
+        order_id: OrderId,
+        total_filled: u64,
+    },
     /// A block begins: the on-chain events after it belong to it.
     Block { height: u32, time: DateTime<Utc> },
     /// On-chain (`OrderFillEventV1`): `order` filled `fill_quantums` in this block, at its own

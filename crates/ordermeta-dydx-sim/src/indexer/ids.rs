@@ -90,10 +90,7 @@ mod tests {
             order_flags: 64,
             clob_pair_id: 1,
         };
-        let expected = Uuid::new_v5(
-            &NAMESPACE,
-            b"df91255d-5e17-5e2e-824a-87ddf3c5214a-7-1-64",
-        );
+        let expected = Uuid::new_v5(&NAMESPACE, b"df91255d-5e17-5e2e-824a-87ddf3c5214a-7-1-64");
         assert_eq!(order_uuid(&id), expected.to_string());
         assert_eq!(expected.get_version_num(), 5);
         // Another field, another id.

@@ -67,41 +67,30 @@ impl OrderFilter {
         if self.side.as_deref().is_some_and(|s| s != wire::side(order)) {
             return false;
         }
-        match good_til_block(order) {
+        // An order without the bounded kind of good-til is out when that bound is given.
+        let block_ok = match good_til_block(order) {
             Some(gtb) => {
-                if self.good_til_block_before_or_at.is_some_and(|b| gtb > b)
-                    || self.good_til_block_after.is_some_and(|a| gtb <= a)
-                {
-                    return false;
-                }
+                self.good_til_block_before_or_at.is_none_or(|b| gtb <= b)
+                    && self.good_til_block_after.is_none_or(|a| gtb > a)
             }
-            None if self.good_til_block_before_or_at.is_some()
-                || self.good_til_block_after.is_some() =>
-            {
-                return false;
+            None => {
+                self.good_til_block_before_or_at.is_none() && self.good_til_block_after.is_none()
             }
-            None => {}
-        }
-        match good_til_block_time(order) {
+        };
+        let time_ok = match good_til_block_time(order) {
             Some(gtbt) => {
-                if self
-                    .good_til_block_time_before_or_at
-                    .is_some_and(|b| gtbt > b.timestamp())
-                    || self
+                self.good_til_block_time_before_or_at
+                    .is_none_or(|b| gtbt <= b.timestamp())
+                    && self
                         .good_til_block_time_after
-                        .is_some_and(|a| gtbt <= a.timestamp())
-                {
-                    return false;
-                }
+                        .is_none_or(|a| gtbt > a.timestamp())
             }
-            None if self.good_til_block_time_before_or_at.is_some()
-                || self.good_til_block_time_after.is_some() =>
-            {
-                return false;
+            None => {
+                self.good_til_block_time_before_or_at.is_none()
+                    && self.good_til_block_time_after.is_none()
             }
-            None => {}
-        }
-        true
+        };
+        block_ok && time_ok
     }
 
     fn matches_row(&self, row: &OrderRow) -> bool {
@@ -125,7 +114,9 @@ fn compare(a: &OrderResponse, b: &OrderResponse) -> Ordering {
     let key = |o: &OrderResponse| {
         (
             o.good_til_block.is_none(),
-            o.good_til_block.as_deref().and_then(|s| s.parse::<u64>().ok()),
+            o.good_til_block
+                .as_deref()
+                .and_then(|s| s.parse::<u64>().ok()),
             o.good_til_block_time.clone(),
         )
     };
@@ -259,7 +250,9 @@ impl IndexerState {
                     && filter
                         .created_before_or_at_height
                         .is_none_or(|h| f.created_at_height <= h)
-                    && filter.created_before_or_at.is_none_or(|t| f.created_at <= t)
+                    && filter
+                        .created_before_or_at
+                        .is_none_or(|t| f.created_at <= t)
             })
             .take(filter.limit.unwrap_or(API_LIMIT))
             .filter_map(|f| {

@@ -53,9 +53,11 @@ impl IntoResponse for ApiError {
                 Json(json!({"errors": [{"msg": msg, "param": param, "location": "query"}]})),
             )
                 .into_response(),
-            Self::NotFound(msg) => {
-                (StatusCode::NOT_FOUND, Json(json!({"errors": [{"msg": msg}]}))).into_response()
-            }
+            Self::NotFound(msg) => (
+                StatusCode::NOT_FOUND,
+                Json(json!({"errors": [{"msg": msg}]})),
+            )
+                .into_response(),
         }
     }
 }
@@ -109,7 +111,9 @@ impl Params {
         match self.parse::<usize>("limit")? {
             Some(l) if l == 0 || l > API_LIMIT => Err(ApiError::BadRequest {
                 param: "limit".into(),
-                msg: format!("limit must be a positive integer that is not greater than max: {API_LIMIT}"),
+                msg: format!(
+                    "limit must be a positive integer that is not greater than max: {API_LIMIT}"
+                ),
             }),
             l => Ok(l),
         }
@@ -130,7 +134,11 @@ impl Params {
 }
 
 /// The clob pair of a ticker, or a 400 as comlink's `CheckTickerOptionalQuerySchema`.
-fn clob_pair_of(indexer: &Indexer, param: &str, ticker: Option<&str>) -> Result<Option<u32>, ApiError> {
+fn clob_pair_of(
+    indexer: &Indexer,
+    param: &str,
+    ticker: Option<&str>,
+) -> Result<Option<u32>, ApiError> {
     let Some(ticker) = ticker else {
         return Ok(None);
     };

@@ -163,7 +163,10 @@ impl IndexerState {
         let market = self.markets.get(&id.clob_pair_id).cloned();
         if market.is_none() {
             // vulcan and ender refuse orders of an unknown clob pair.
-            tracing::warn!(clob_pair_id = id.clob_pair_id, "indexer: unknown clob pair, order ignored");
+            tracing::warn!(
+                clob_pair_id = id.clob_pair_id,
+                "indexer: unknown clob pair, order ignored"
+            );
         }
         market
     }
@@ -193,7 +196,9 @@ impl IndexerState {
                 let height = self.height;
                 self.subaccounts.entry((address, 0)).or_insert(height);
             }
-            ChainEvent::OrderPlaced { order } => self.place_live(order, Status::BestEffortOpened, out),
+            ChainEvent::OrderPlaced { order } => {
+                self.place_live(order, Status::BestEffortOpened, out)
+            }
             ChainEvent::OrderRemoved {
                 order_id,
                 reason,
@@ -278,7 +283,8 @@ impl IndexerState {
         let Some(live) = self.live.remove(&uuid) else {
             // `SEND_SUBACCOUNT_WEBSOCKET_MESSAGE_FOR_CANCELS_MISSING_ORDERS` (on by default).
             if reason != RemovalReason::FullyFilled {
-                let message = self.missing_message(id, self.rows.get(&uuid), status, reason, &market);
+                let message =
+                    self.missing_message(id, self.rows.get(&uuid), status, reason, &market);
                 out.push(self.update(id, vec![message], Vec::new()));
             }
             return;
@@ -297,8 +303,12 @@ impl IndexerState {
             && reason == RemovalReason::UserCanceled)
             || reason == RemovalReason::FullyFilled;
         if !silent {
-            let mut message =
-                self.live_message(&live.order, self.rows.get(&uuid), Status::of_removal(status), &market);
+            let mut message = self.live_message(
+                &live.order,
+                self.rows.get(&uuid),
+                Status::of_removal(status),
+                &market,
+            );
             message.total_optimistic_filled = Some(market.size(live.optimistic_filled));
             message.removal_reason = Some(reason.name());
             out.push(self.update(id, vec![message], Vec::new()));

@@ -33,15 +33,23 @@ const CHANNEL: &str = "v4_subaccounts";
 #[derive(Debug)]
 pub(crate) enum Outgoing {
     Connected,
-    Subscribed { id: String, contents: Value },
+    Subscribed {
+        id: String,
+        contents: Value,
+    },
     Data {
         id: String,
         number: u32,
         batched: bool,
         contents: Vec<Value>,
     },
-    Unsubscribed { channel: String, id: String },
-    Error { message: String },
+    Unsubscribed {
+        channel: String,
+        id: String,
+    },
+    Error {
+        message: String,
+    },
 }
 
 #[derive(Debug)]
@@ -133,7 +141,11 @@ impl Hub {
 /// `GET /v4/ws`: upgrades unless new connections are refused (503).
 pub(crate) async fn upgrade(State(indexer): State<Arc<Indexer>>, ws: WebSocketUpgrade) -> Response {
     if !indexer.accepting() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "websocket connections refused").into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "websocket connections refused",
+        )
+            .into_response();
     }
     ws.on_upgrade(move |socket| serve(socket, indexer))
 }
@@ -254,7 +266,9 @@ fn handle_request(indexer: &Indexer, conn: u64, tx: &mpsc::UnboundedSender<Outgo
         )),
         "subscribe" => {
             let Some(key) = parse_subaccount(&id) else {
-                return error(format!("Invalid subscription id for channel: ({channel}-{id})"));
+                return error(format!(
+                    "Invalid subscription id for channel: ({channel}-{id})"
+                ));
             };
             let batched = request["batched"].as_bool().unwrap_or(false);
             let mut inner = indexer.lock();
@@ -263,7 +277,9 @@ fn handle_request(indexer: &Indexer, conn: u64, tx: &mpsc::UnboundedSender<Outgo
                 return;
             };
             if connection.subscriptions.contains_key(&key) {
-                return error(format!("Invalid subscribe message: already subscribed ({channel}-{id})"));
+                return error(format!(
+                    "Invalid subscribe message: already subscribed ({channel}-{id})"
+                ));
             }
             let contents = match inner.state.subaccount(&key.0, key.1) {
                 Some(subaccount) => json!({

@@ -18,7 +18,11 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Args)]
 pub struct Target {
     /// Base URL of the simulator's indexer / admin server (its `indexer=` line).
-    #[arg(long, env = "ORDERMETA_DYDX_SIM_URL", default_value = "http://127.0.0.1:9091")]
+    #[arg(
+        long,
+        env = "ORDERMETA_DYDX_SIM_URL",
+        default_value = "http://127.0.0.1:9091"
+    )]
     url: String,
     /// Print the admin API's JSON.
     #[arg(long)]
@@ -161,7 +165,11 @@ pub async fn status(target: &Target) -> anyhow::Result<()> {
 
 /// `orders`.
 pub async fn orders(args: &OrdersArgs) -> anyhow::Result<()> {
-    let path = if args.all { "orders?all=true" } else { "orders" };
+    let path = if args.all {
+        "orders?all=true"
+    } else {
+        "orders"
+    };
     let orders: Vec<OrderView> = get(&args.target, path).await?;
     if args.target.json {
         return print_json(&orders);
@@ -205,7 +213,11 @@ pub async fn txs(args: &TxsArgs) -> anyhow::Result<()> {
             t.order.as_deref().unwrap_or("-"),
             t.height,
             t.code,
-            if t.codespace.is_empty() { "-" } else { &t.codespace },
+            if t.codespace.is_empty() {
+                "-"
+            } else {
+                &t.codespace
+            },
             opt(t.included_height),
             opt(t.delivered_code)
         );
@@ -233,12 +245,8 @@ pub async fn fill(args: &FillArgs) -> anyhow::Result<()> {
 
 /// `blocks`.
 pub async fn blocks(args: &BlocksArgs) -> anyhow::Result<()> {
-    let status: StatusView = post(
-        &args.target,
-        "blocks",
-        &BlocksRequest { count: args.count },
-    )
-    .await?;
+    let status: StatusView =
+        post(&args.target, "blocks", &BlocksRequest { count: args.count }).await?;
     if args.target.json {
         return print_json(&status);
     }
