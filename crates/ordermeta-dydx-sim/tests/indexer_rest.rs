@@ -397,3 +397,33 @@ async fn cancels_and_expiry_set_the_rows_status() {
     assert!(is(&o.status, IndexerStatus::Canceled), "{o:?}");
     assert_eq!(dec(&o.total_filled), "0.001");
 }
+
+#[tokio::test]
+async fn markets_give_the_clients_order_parameters() {
+    let env = env().await;
+    let indexer = indexer(&env.sim);
+    let btc = indexer
+        .markets()
+        .get_perpetual_market(&Ticker("BTC-USD".into()))
+        .await
+        .expect("BTC-USD");
+    let params = btc.order_params();
+    let expected = market();
+    assert_eq!(params.clob_pair_id, expected.clob_pair_id);
+    assert_eq!(params.atomic_resolution, expected.atomic_resolution);
+    assert_eq!(
+        params.quantum_conversion_exponent,
+        expected.quantum_conversion_exponent
+    );
+    assert_eq!(params.step_base_quantums, expected.step_base_quantums);
+    assert_eq!(params.subticks_per_tick, expected.subticks_per_tick);
+    assert_eq!(btc.tick_size.to_string(), "1");
+    assert_eq!(btc.step_size.to_string(), "0.0001");
+    let all = indexer
+        .markets()
+        .get_perpetual_markets(None)
+        .await
+        .expect("markets");
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[&Ticker("ETH-USD".into())].clob_pair_id, ClobPairId(1));
+}

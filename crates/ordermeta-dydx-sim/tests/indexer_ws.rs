@@ -473,3 +473,125 @@ async fn an_unknown_subaccount_gets_no_snapshot_but_its_updates() {
     let update = next_update(&mut feed).await;
     assert_eq!(orders_of(&update.contents)[0].0, indexer_id(&id));
 }
+
+#[tokio::test]
+async fn an_ioc_order_and_a_pre_cancel_are_best_effort_only() {
+    let mut env = env().await;
+    let mut indexer = indexer(&env.sim);
+    let subaccount = env.account.subaccount(0).expect("subaccount");
+    let mut feed = indexer
+        .feed()
+        .subaccounts(subaccount.clone(), false)
+        .await
+        .expect("subscribe");
+    assert!(matches!(
+        next_message(&mut feed).await,
+        SubaccountsMessage::Initial(_)
+    ));
+    let h = env.sim.height();
+    // No liquidity: an IOC order is placed, then removed at once.
+    let (ioc_id, ioc) = builder(&env.account)
+        .limit(
+            OrderSide::Buy,
+            50_000,
+            "0.01".parse::<dydx::indexer::Quantity>().expect("size"),
+        )
+        .time_in_force(dydx::node::OrderTimeInForce::Ioc)
+        .until(Height(h + 5))
+        .build(71)
+        .expect("ioc");
+    env.client
+        .place_order(&mut env.account, ioc)
+        .await
+        .expect("place ioc");
+    assert_eq!(
+        status_of(&next_update(&mut feed).await),
+        vec!["BestEffortOpened"]
+    );
+    assert_eq!(
+        orders_of(&next_update(&mut feed).await.contents),
+        vec![(
+            indexer_id(&ioc_id),
+            "BestEffortCanceled".into(),
+            Some("ORDER_REMOVAL_REASON_IMMEDIATE_OR_CANCEL_WOULD_REST_ON_BOOK".into()),
+            None
+        )]
+    );
+    // A cancel of an order never placed: reported all the same, with what the id says.
+    let (pre_id, _) = short_order(&env.account, 72, h + 5);
+    env.client
+        .cancel_order(&mut env.account, pre_id.clone(), Height(h + 5))
+        .await
+        .expect("pre-cancel");
+    let pre = next_update(&mut feed).await;
+    let order = &pre.contents[0].orders.as_ref().expect("orders")[0];
+    assert_eq!(order.id, indexer_id(&pre_id));
+    assert_eq!(order.client_id.0, 72);
+    assert!(order.size.is_none() && order.price.is_none(), "{order:?}");
+    assert_eq!(status_of(&pre), vec!["BestEffortCanceled"]);
+    let orders = indexer
+        .accounts()
+        .get_subaccount_orders(&subaccount, None)
+        .await
+        .expect("list");
+    assert!(orders.is_empty(), "neither is on the book: {orders:?}");
+}
+
+#[tokio::test]
+async fn a_best_effort_cancel_that_lost_to_a_fill_ends_filled() {
+    let mut env = env().await;
+    let mut indexer = indexer(&env.sim);
+    let subaccount = env.account.subaccount(0).expect("subaccount");
+    let mut feed = indexer
+        .feed()
+        .subaccounts(subaccount, false)
+        .await
+        .expect("subscribe");
+    assert!(matches!(
+        next_message(&mut feed).await,
+        SubaccountsMessage::Initial(_)
+    ));
+    let h = env.sim.height();
+    let (id, order) = short_order(&env.account, 81, h + 10);
+    let uuid = indexer_id(&id);
+    env.client
+        .place_order(&mut env.account, order)
+        .await
+        .expect("place");
+    assert_eq!(
+        status_of(&next_update(&mut feed).await),
+        vec!["BestEffortOpened"]
+    );
+    // Matched on the book, then the cancel arrives before the block: accepted, best effort.
+    env.sim.fill(&id, Fill::Full).expect("fill");
+    env.client
+        .cancel_order(&mut env.account, id, Height(h + 10))
+        .await
+        .expect("the node accepts the cancel");
+    let cancelled = next_update(&mut feed).await;
+    assert_eq!(status_of(&cancelled), vec!["BestEffortCanceled"]);
+    let order = &cancelled.contents[0].orders.as_ref().expect("orders")[0];
+    assert_eq!(
+        order
+            .total_optimistic_filled
+            .as_ref()
+            .map(ToString::to_string),
+        Some("0.01".into()),
+        "the memclob had it filled"
+    );
+    // The block settles it: FILLED.
+    env.sim.advance_blocks(1);
+    assert_eq!(
+        orders_of(&next_update(&mut feed).await.contents),
+        vec![(uuid.clone(), "Filled".into(), None, Some("0.01".into()))]
+    );
+    let rest = indexer
+        .accounts()
+        .get_order(&dydx::indexer::OrderId(uuid))
+        .await
+        .expect("row");
+    assert!(matches!(
+        rest.status,
+        ApiOrderStatus::OrderStatus(dydx::indexer::OrderStatus::Filled)
+    ));
+}
