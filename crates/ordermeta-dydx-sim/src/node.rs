@@ -232,14 +232,17 @@ impl SimHandle {
     /// Fills a live order fully or partially, as a match would. A stateful order fully filled
     /// this way counts as removed by the next block's operations, so a cancel of it waiting in
     /// the mempool fails there with clob/3010. A stateful order still `PlacePending` cannot
-    /// fill.
+    /// fill. The indexer reports the fill (the order's total and status, a fill record) with
+    /// the next block, as the chain's `OrderFillEvent` of that block.
     pub fn fill(&self, id: &OrderId, fill: Fill) -> Result<OrderState, SimError> {
         self.chain.lock().fill(id, fill)
     }
 
     /// Removes a live order without a cancel, as the chain does after e.g. a failed
     /// collateral check; a later cancel sees it gone (a stateful cancel waiting in the mempool
-    /// fails at the next block with clob/3010).
+    /// fails at the next block with clob/3010). The indexer hears of it at once
+    /// (`BEST_EFFORT_CANCELED`, reason `UNDERCOLLATERALIZED`) and, for a stateful order, of the
+    /// committed removal with the next block (`CANCELED`).
     pub fn remove_order(&self, id: &OrderId) -> Result<OrderState, SimError> {
         self.chain.lock().remove_order(id)
     }

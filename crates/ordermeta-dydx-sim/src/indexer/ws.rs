@@ -181,8 +181,14 @@ async fn serve(mut socket: WebSocket, indexer: Arc<Indexer>) {
                 }
                 first = false;
                 let text = render(outgoing, &connection_id, message_id);
-                if socket.send(Message::Text(text.into())).await.is_err() {
-                    break;
+                // A kill also ends a send stuck on a client that stopped reading.
+                tokio::select! {
+                    _ = &mut kill_rx => break,
+                    sent = socket.send(Message::Text(text.into())) => {
+                        if sent.is_err() {
+                            break;
+                        }
+                    }
                 }
             }
         }
