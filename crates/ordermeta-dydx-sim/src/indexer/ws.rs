@@ -157,10 +157,13 @@ async fn serve(mut socket: WebSocket, indexer: Arc<Indexer>) {
     let connection_id = uuid::Uuid::new_v4().to_string();
     let mut paused_rx = indexer.paused();
     let mut paused = *paused_rx.borrow_and_update();
+    // `connected` is message 0.
     let mut message_id: u64 = 0;
-    let mut first = true;
     loop {
         tokio::select! {
+            // In this order: a kill wins over anything held back, so what a dropped socket
+            // held is lost, as on a real disconnect.
+            biased;
             // Killed: drop the socket without a close frame.
             _ = &mut kill_rx => break,
             changed = paused_rx.changed() => {
@@ -176,11 +179,8 @@ async fn serve(mut socket: WebSocket, indexer: Arc<Indexer>) {
             },
             outgoing = rx.recv(), if !paused => {
                 let Some(outgoing) = outgoing else { break };
-                if !first {
-                    message_id += 1;
-                }
-                first = false;
                 let text = render(outgoing, &connection_id, message_id);
+                message_id += 1;
                 // A kill also ends a send stuck on a client that stopped reading.
                 tokio::select! {
                     _ = &mut kill_rx => break,
