@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 
+use crate::indexer::Market;
+
 /// The chain id of dYdX testnet. `dydx` 0.3 only knows `dydx-testnet-4` and `dydx-mainnet-1`
 /// (its `ChainId` is a closed enum), so the simulator must present one of them.
 pub const TESTNET_CHAIN_ID: &str = "dydx-testnet-4";
@@ -125,6 +127,26 @@ pub enum GenesisAccount {
     Address(String),
 }
 
+/// The indexer (REST, websocket) and admin HTTP server of a simulator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexerConfig {
+    /// Address of the HTTP server. Default `127.0.0.1:0` (a free port, see
+    /// [`SimHandle::indexer_url`](crate::SimHandle::indexer_url)); the binary binds 9091 unless
+    /// told otherwise, so its subcommands find it.
+    pub listen: SocketAddr,
+    /// The markets the indexer knows. Default BTC-USD (clob pair 0) and ETH-USD (1).
+    pub markets: Vec<Market>,
+}
+
+impl Default for IndexerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            markets: vec![Market::btc_usd(), Market::eth_usd()],
+        }
+    }
+}
+
 /// Configuration of a [`SimNode`](crate::SimNode).
 #[derive(Clone, Debug)]
 pub struct SimConfig {
@@ -150,6 +172,9 @@ pub struct SimConfig {
     pub accounts: Vec<GenesisAccount>,
     /// Per-account rate limits.
     pub rate_limits: RateLimits,
+    /// The indexer and admin HTTP server; `None` serves gRPC only. Default: on, on a free
+    /// loopback port.
+    pub indexer: Option<IndexerConfig>,
 }
 
 impl Default for SimConfig {
@@ -165,6 +190,7 @@ impl Default for SimConfig {
             short_block_window: DEFAULT_SHORT_BLOCK_WINDOW,
             accounts: Vec::new(),
             rate_limits: RateLimits::default(),
+            indexer: Some(IndexerConfig::default()),
         }
     }
 }
@@ -220,6 +246,18 @@ impl SimConfig {
     /// Sets the listen address.
     pub fn with_listen(mut self, listen: SocketAddr) -> Self {
         self.listen = listen;
+        self
+    }
+
+    /// Serves the indexer and admin API with `indexer`.
+    pub fn with_indexer(mut self, indexer: IndexerConfig) -> Self {
+        self.indexer = Some(indexer);
+        self
+    }
+
+    /// Serves gRPC only: no indexer, no admin API.
+    pub fn without_indexer(mut self) -> Self {
+        self.indexer = None;
         self
     }
 }

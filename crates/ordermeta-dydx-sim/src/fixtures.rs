@@ -3,7 +3,8 @@
 //!
 //! These are conveniences for the client side only: the simulated chain never reads them,
 //! and none of them is code of the client the simulator judges. The items typed by the
-//! `dydx` client crate (`market`, `node_config`) need the crate feature `dydx`.
+//! `dydx` client crate (`market`, `node_config`, `indexer_config`) need the crate feature
+//! `dydx`.
 //!
 //! ```no_run
 //! use ordermeta_dydx_sim::{SimConfig, SimNode, fixtures};
@@ -12,6 +13,11 @@
 //! let sim = SimNode::start(SimConfig::default().with_mnemonic(fixtures::MNEMONIC, 2)).await?;
 //! # #[cfg(feature = "dydx")]
 //! let config = fixtures::node_config(sim.endpoint()); // dydx::node::NodeConfig
+//! # #[cfg(feature = "dydx")]
+//! let indexer = fixtures::indexer_config(
+//!     sim.indexer_url().ok_or("no indexer")?,
+//!     sim.indexer_ws_url().ok_or("no indexer")?,
+//! ); // dydx::indexer::IndexerConfig
 //! # Ok(()) }
 //! ```
 
@@ -56,5 +62,30 @@ pub fn node_config(endpoint: impl Into<String>) -> dydx::node::NodeConfig {
         chain_id: dydx::node::ChainId::Testnet4,
         fee_denom: dydx::indexer::Denom::Usdc,
         manage_sequencing: true,
+    }
+}
+
+/// Reconnect interval of the websocket client of `indexer_config`, in milliseconds: short, so a
+/// test that drops the simulator's sockets sees the client back quickly.
+pub const INDEXER_WS_RECONNECT_MS: u64 = 250;
+
+/// The `dydx` client's indexer config for a simulator's indexer
+/// ([`SimHandle::indexer_url`](crate::SimHandle::indexer_url),
+/// [`SimHandle::indexer_ws_url`](crate::SimHandle::indexer_ws_url)): reconnect after
+/// [`INDEXER_WS_RECONNECT_MS`], 10 subscriptions per second. Feature `dydx`.
+#[cfg(feature = "dydx")]
+pub fn indexer_config(
+    rest: impl Into<String>,
+    ws: impl Into<String>,
+) -> dydx::indexer::IndexerConfig {
+    dydx::indexer::IndexerConfig {
+        rest: dydx::indexer::RestConfig {
+            endpoint: rest.into(),
+        },
+        sock: dydx::indexer::SockConfig {
+            endpoint: ws.into(),
+            timeout: INDEXER_WS_RECONNECT_MS,
+            rate_limit: std::num::NonZeroU32::MIN.saturating_add(9),
+        },
     }
 }

@@ -1,4 +1,5 @@
-//! A local dYdX v4 node over real gRPC, for tests, examples and CI.
+//! A local dYdX v4 node over real gRPC, with its indexer (REST and websocket), for tests,
+//! examples and CI.
 //!
 //! The **unmodified** `dydx` client crate (0.3) talks to it exactly as to a full node:
 //! `NodeClient::connect`, `Wallet::account`, `latest_block_height`, `place_order`,
@@ -70,22 +71,102 @@
 //!   includes those), it answers NotFound. The message log records the execution result in
 //!   [`ReceivedMsg::delivered`]; [`ReceivedMsg::final_result`] gives the final outcome.
 //!
+//! # The indexer
+//!
+//! Unless [`SimConfig::without_indexer`], the simulator also serves the dYdX indexer on its own
+//! loopback port ([`SimHandle::indexer_url`], [`SimHandle::indexer_ws_url`]; a free port in
+//! tests, 9091 for the binary), in the wire format of the real indexer (`dydxprotocol/v4-chain`,
+//! `indexer/services`), so the unmodified `dydx::indexer::IndexerClient` (config:
+//! `fixtures::indexer_config`) works on it:
+//!
+//! - REST: `accounts().get_subaccount_orders` (filters `ticker`, `side`, `status`, `type`,
+//!   `limit`, `goodTilBlockBeforeOrAt`, `goodTilBlockTimeBeforeOrAt`, `returnLatestOrders`),
+//!   `get_order`, `get_subaccount_fills`, `get_subaccount`, `get_subaccounts`;
+//!   `utility().get_height`, `get_time`; `markets().get_perpetual_market(s)`.
+//! - Websocket: `feed().subaccounts(subaccount, batched)` (channel `v4_subaccounts`).
+//! - Ids: the real indexer's uuids ([`indexer_order_id`], [`indexer_subaccount_id`]).
+//!
+//! It is built only from the chain's events, as the real one is built from the node's
+//! off-chain updates and each block's events; what each chain event sends:
+//!
+//! | Chain event | Feed update (`contents.orders[0]`) | REST (the order) |
+//! |---|---|---|
+//! | short-term place (CheckTx) | `BEST_EFFORT_OPENED` | `BEST_EFFORT_OPENED` (no heights: no row yet) |
+//! | short-term replacement | `BEST_EFFORT_CANCELED` (`removalReason` `…_REPLACED`), then `BEST_EFFORT_OPENED` | the new good-til |
+//! | IOC place (no liquidity) | `BEST_EFFORT_OPENED`, then `BEST_EFFORT_CANCELED` (`…_IMMEDIATE_OR_CANCEL_WOULD_REST_ON_BOOK`) | gone |
+//! | long-term place (its block) | `OPEN` | `OPEN`, `createdAtHeight` = that block |
+//! | conditional place (its block) | `UNTRIGGERED` with `triggerPrice` | `UNTRIGGERED` |
+//! | fill ([`SimHandle::fill`]; reported with the **next block**) | the order (`OPEN` with `totalFilled`, or `FILLED`) and `fills[0]` (own id, size, price, side, `MAKER`, `createdAtHeight`) | `totalFilled`, status; `get_subaccount_fills` |
+//! | short-term cancel / batch cancel (CheckTx) | `BEST_EFFORT_CANCELED` (`…_USER_CANCELED`), also for an order already gone | gone if it never filled, else `BEST_EFFORT_CANCELED` |
+//! | short-term expiry (GTB reached, order still on the book) | `CANCELED` (`…_EXPIRED`) | gone if it never filled, else `CANCELED` |
+//! | stateful cancel (its block) | `CANCELED` (`…_USER_CANCELED`) | `CANCELED` |
+//! | stateful expiry (first block at its GTBT) | `CANCELED` (`…_EXPIRED`) | `CANCELED` |
+//! | [`SimHandle::remove_order`] | `BEST_EFFORT_CANCELED` (`…_UNDERCOLLATERALIZED`); stateful: `CANCELED` with the next block | as for a cancel |
+//!
+//! A short-term order cancelled best effort is never confirmed `CANCELED` later: as on
+//! mainnet, it is final once the height passes its good-til-block. A fill of an order
+//! cancelled meanwhile ends `FILLED` if complete, else keeps `BEST_EFFORT_CANCELED`.
+//! The `subscribed` snapshot holds the open, untriggered and best-effort-opened orders (and
+//! those best-effort-cancelled whose GTB is within the last 20 blocks); `message_id` counts
+//! the connection's messages from 0 (`connected`); updates carry `version` `3.0.0`.
+//!
+//! For tests of a client's resilience: [`SimHandle::drop_indexer_sockets`] kills every socket
+//! without a close frame (the `dydx` client reconnects, resubscribes and gets a new
+//! snapshot on the same feed), [`SimHandle::pause_indexer_ws`] / [`SimHandle::resume_indexer_ws`]
+//! hold the feed back without losing anything (drop while paused: the held updates are lost),
+//! [`SimHandle::set_indexer_ws_accepting`] refuses reconnects (the client's feeds then end),
+//! [`SimHandle::indexer_ws_subscriptions`] tells when a subscription is registered.
+//!
+//! Not modelled: collateral, positions, transfers, funding and fees (equity, free collateral
+//! and fees are 0, no `perpetualPositions` / `assetPositions` in updates), the taker side of a
+//! fill (every fill is the resting order's, as maker), conditional triggering, the other
+//! channels (`v4_orderbook`, `v4_trades`, `v4_markets`, `v4_candles`, `v4_block_height`,
+//! `v4_parent_subaccounts`: subscribing answers an error), parent-subaccount routes,
+//! pagination (`page`), rate limits, heartbeats, the real indexer's lag (updates are sent
+//! as the chain moves), and fields the `dydx` 0.3 client does not declare (e.g. an order's
+//! `createdAt`, a fill's `fee` in the feed).
+//!
 //! # Layout
 //!
 //! `chain/` is the simulated chain: its state and lock (`mod.rs`), CheckTx and the ante
 //! handlers (`ante.rs`), sequences and timestamp nonces (`replay.rs`), `ValidateBasic`
 //! (`validate_basic.rs`, one cited rule per check), rate limits (`rate_limit.rs`), the
 //! place/cancel rules at CheckTx (`clob.rs`), block execution of stateful txs and tx results
-//! (`deliver.rs`), the orders and their expiry (`book.rs`) and block production
-//! (`blocks.rs`). `grpc.rs` serves the node's gRPC services
-//! over it; `node.rs` starts, controls and stops a simulator. Servers read the chain, never
-//! each other.
+//! (`deliver.rs`), the orders and their expiry (`book.rs`), block production
+//! (`blocks.rs`) and the events it tells the indexer (`events.rs`). `grpc.rs` serves the
+//! node's gRPC services over it; `indexer/` the indexer (`state.rs` applies the chain's events,
+//! `query.rs` the REST views, `wire.rs` the JSON, `ids.rs` the ids, `rest.rs` and `ws.rs` the
+//! routes); [`admin`] the admin API; `http.rs` serves those two; `node.rs` starts, controls
+//! and stops a simulator. Servers read the chain, never each other.
 //!
-//! # Use in CI (binary)
+//! # The binary: run it, inspect and drive it from another terminal
 //!
-//! `cargo run -p ordermeta-dydx-sim -- --port 9090 --mnemonic "…" --accounts 2 --block-ms 500`
-//! prints `endpoint=http://127.0.0.1:9090` on stdout and serves until Ctrl-C. Block times
-//! follow the wall clock there (`--block-clock wall`, the default; `step` for +1 s per block).
+//! Install it with `cargo install --path crates/ordermeta-dydx-sim` (or run it in the
+//! workspace with `cargo run -p ordermeta-dydx-sim --`). More in the crate's `README.md`.
+//!
+//! ```text
+//! $ ordermeta-dydx-sim --mnemonic "…" --accounts 2 --block-ms 500
+//! endpoint=http://127.0.0.1:41523
+//! indexer=http://127.0.0.1:9091
+//! indexer_ws=ws://127.0.0.1:9091/v4/ws
+//! admin=http://127.0.0.1:9091/sim
+//! ```
+//!
+//! It serves until Ctrl-C or SIGTERM (`serve` is the default command; `--port` picks the gRPC
+//! port, 0 = free; `--indexer-port` the indexer / admin port, 9091 by default, 0 = free). Block
+//! times follow the wall clock (`--block-clock wall`, the default; `step` for +1 s per block);
+//! `--block-ms 0` makes blocks manual. From a second terminal (`--url` or
+//! `ORDERMETA_DYDX_SIM_URL` for another port; `--json` for JSON):
+//!
+//! - `ordermeta-dydx-sim status`: chain id, height, block time;
+//! - `ordermeta-dydx-sim orders [--all]`: each order's `owner/subaccount/client_id/clob_pair/flags`,
+//!   good-til, status, side, size, filled, indexer id (live ones unless `--all`);
+//! - `ordermeta-dydx-sim accounts`: addresses, account numbers, sequences;
+//! - `ordermeta-dydx-sim txs [--limit N]`: hash, kind, order, CheckTx code, block and
+//!   execution code of the latest txs;
+//! - `ordermeta-dydx-sim fill <owner/subaccount/client_id/clob_pair/flags | indexer id> [QUANTUMS]`:
+//!   fills an order as a match would;
+//! - `ordermeta-dydx-sim blocks [COUNT]`: produces blocks now.
 //!
 //! # Rules enforced, and the v4-chain source each mirrors
 //!
@@ -135,22 +216,27 @@
 //! mempool eviction and block size limits (every waiting tx goes into the next block).
 #![deny(missing_docs)]
 
+pub mod admin;
 mod chain;
 mod config;
 mod error;
 pub mod fixtures;
 mod grpc;
+mod http;
+mod indexer;
 mod node;
 mod tx;
 mod types;
 
 pub use config::{
-    BlockClock, BlockProduction, DEFAULT_SHORT_BLOCK_WINDOW, GenesisAccount, MAINNET_CHAIN_ID,
-    MAX_BATCH_CANCEL_SIZE, MAX_TIMESTAMP_NONCES, RateLimit, RateLimits,
+    BlockClock, BlockProduction, DEFAULT_SHORT_BLOCK_WINDOW, GenesisAccount, IndexerConfig,
+    MAINNET_CHAIN_ID, MAX_BATCH_CANCEL_SIZE, MAX_TIMESTAMP_NONCES, RateLimit, RateLimits,
     STATEFUL_ORDER_TIME_WINDOW_SECS, SimConfig, TESTNET_CHAIN_ID, TIMESTAMP_NONCE_CUTOFF,
     TIMESTAMP_NONCE_MAX_SKEW_MS,
 };
 pub use error::{ChainError, SimError, codes};
+pub use indexer::ids::{order_uuid as indexer_order_id, subaccount_uuid as indexer_subaccount_id};
+pub use indexer::{Market, SUBACCOUNTS_MESSAGE_VERSION};
 pub use node::{SimHandle, SimNode};
 pub use types::{
     AccountInfo, Fill, GoodTil, MsgKind, OrderState, OrderStatus, ReceivedMsg, TxResult,

@@ -16,6 +16,7 @@ use crate::chain::{Chain, SharedChain};
 use crate::config::{BlockProduction, SimConfig};
 use crate::error::{ChainError, SimError};
 use crate::grpc::GrpcNode;
+use crate::http::HttpServer;
 use crate::types::{AccountInfo, Fill, OrderState, ReceivedMsg, TxResult};
 
 /// Entry point: starts simulators.
@@ -23,10 +24,16 @@ use crate::types::{AccountInfo, Fill, OrderState, ReceivedMsg, TxResult};
 pub struct SimNode;
 
 impl SimNode {
-    /// Binds `config.listen`, starts serving gRPC and (in [`BlockProduction::Interval`] mode)
-    /// producing blocks. Must be called inside a tokio runtime.
+    /// Binds `config.listen`, starts serving gRPC, the indexer and admin API (unless
+    /// `config.indexer` is `None`) and (in [`BlockProduction::Interval`] mode) producing
+    /// blocks. Must be called inside a tokio runtime.
     pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         let chain = SharedChain::new(Chain::new(&config)?);
+        // The indexer first: it must see every event from the first tx on.
+        let http = match &config.indexer {
+            Some(indexer) => Some(HttpServer::start(&chain, indexer).await?),
+            None => None,
+        };
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -68,6 +75,7 @@ impl SimNode {
         Ok(SimHandle {
             chain,
             addr,
+            http,
             shutdown: Some(shutdown_tx),
             server_task: Some(server_task),
             block_task,
@@ -82,6 +90,7 @@ impl SimNode {
 pub struct SimHandle {
     chain: SharedChain,
     addr: SocketAddr,
+    http: Option<HttpServer>,
     shutdown: Option<oneshot::Sender<()>>,
     server_task: Option<JoinHandle<Result<(), SimError>>>,
     block_task: Option<JoinHandle<()>>,
@@ -97,6 +106,70 @@ impl SimHandle {
     /// The bound socket address.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The indexer's REST base URL, `http://127.0.0.1:PORT` (for
+    /// `dydx::indexer::RestConfig::endpoint`); `None` without an indexer.
+    pub fn indexer_url(&self) -> Option<String> {
+        self.http.as_ref().map(|h| format!("http://{}", h.addr))
+    }
+
+    /// The indexer's websocket URL, `ws://127.0.0.1:PORT/v4/ws` (for
+    /// `dydx::indexer::SockConfig::endpoint`); `None` without an indexer.
+    pub fn indexer_ws_url(&self) -> Option<String> {
+        self.http.as_ref().map(|h| format!("ws://{}/v4/ws", h.addr))
+    }
+
+    /// The admin API's base URL, `http://127.0.0.1:PORT/sim` (see [`admin`](crate::admin));
+    /// `None` without an indexer.
+    pub fn admin_url(&self) -> Option<String> {
+        self.http.as_ref().map(|h| format!("http://{}/sim", h.addr))
+    }
+
+    /// Kills every open indexer websocket mid-stream, without a close frame, as a network
+    /// failure would: the `dydx` client reconnects after its `SockConfig::timeout`,
+    /// resubscribes and gets a new `subscribed` snapshot on the same feed (or, if the
+    /// reconnect is refused, its feeds end: `Feed::recv` returns `None`). Returns how many
+    /// sockets were open.
+    pub fn drop_indexer_sockets(&self) -> usize {
+        self.http.as_ref().map_or(0, |h| h.indexer.drop_sockets())
+    }
+
+    /// Holds back everything the indexer websocket would send (updates are queued in order,
+    /// new connections are accepted and subscriptions answered, all delayed) until
+    /// [`SimHandle::resume_indexer_ws`]: a gap in which the chain moves on. Nothing is lost
+    /// unless the sockets are dropped meanwhile.
+    pub fn pause_indexer_ws(&self) {
+        if let Some(h) = &self.http {
+            h.indexer.set_paused(true);
+        }
+    }
+
+    /// Ends [`SimHandle::pause_indexer_ws`]: the held messages go out, in order.
+    pub fn resume_indexer_ws(&self) {
+        if let Some(h) = &self.http {
+            h.indexer.set_paused(false);
+        }
+    }
+
+    /// Refuses new indexer websocket connections (HTTP 503) while `false`: with
+    /// [`SimHandle::drop_indexer_sockets`], the `dydx` client's reconnect fails and its feeds
+    /// end. REST keeps answering.
+    pub fn set_indexer_ws_accepting(&self, accepting: bool) {
+        if let Some(h) = &self.http {
+            h.indexer.set_accepting(accepting);
+        }
+    }
+
+    /// How many indexer websocket connections are open.
+    pub fn indexer_ws_connections(&self) -> usize {
+        self.http.as_ref().map_or(0, |h| h.indexer.connections())
+    }
+
+    /// How many `v4_subaccounts` subscriptions the open indexer websockets hold: a test can
+    /// wait for a (re)subscription to be registered before it makes the chain move.
+    pub fn indexer_ws_subscriptions(&self) -> usize {
+        self.http.as_ref().map_or(0, |h| h.indexer.subscriptions())
     }
 
     /// The chain id signatures must commit to.
@@ -159,14 +232,17 @@ impl SimHandle {
     /// Fills a live order fully or partially, as a match would. A stateful order fully filled
     /// this way counts as removed by the next block's operations, so a cancel of it waiting in
     /// the mempool fails there with clob/3010. A stateful order still `PlacePending` cannot
-    /// fill.
+    /// fill. The indexer reports the fill (the order's total and status, a fill record) with
+    /// the next block, as the chain's `OrderFillEvent` of that block.
     pub fn fill(&self, id: &OrderId, fill: Fill) -> Result<OrderState, SimError> {
         self.chain.lock().fill(id, fill)
     }
 
     /// Removes a live order without a cancel, as the chain does after e.g. a failed
     /// collateral check; a later cancel sees it gone (a stateful cancel waiting in the mempool
-    /// fails at the next block with clob/3010).
+    /// fails at the next block with clob/3010). The indexer hears of it at once
+    /// (`BEST_EFFORT_CANCELED`, reason `UNDERCOLLATERALIZED`) and, for a stateful order, of the
+    /// committed removal with the next block (`CANCELED`).
     pub fn remove_order(&self, id: &OrderId) -> Result<OrderState, SimError> {
         self.chain.lock().remove_order(id)
     }
@@ -231,9 +307,12 @@ impl SimHandle {
         self.chain.lock().clear_messages();
     }
 
-    /// Stops serving and waits until the server has stopped.
+    /// Stops serving and waits until the servers have stopped.
     pub async fn shutdown(mut self) -> Result<(), SimError> {
         self.stop_tasks();
+        if let Some(http) = self.http.take() {
+            http.shutdown().await?;
+        }
         match self.server_task.take() {
             Some(task) => task
                 .await
@@ -249,6 +328,9 @@ impl SimHandle {
         }
         if let Some(task) = self.block_task.take() {
             task.abort();
+        }
+        if let Some(http) = &mut self.http {
+            http.stop();
         }
     }
 }

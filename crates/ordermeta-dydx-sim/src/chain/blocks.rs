@@ -3,6 +3,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::Chain;
+use super::events::ChainEvent;
 use crate::config::BlockClock;
 use crate::error::SimError;
 
@@ -51,6 +52,11 @@ impl Chain {
     pub(crate) fn produce_block(&mut self) {
         let height = self.height + 1;
         let time = self.take_next_block_time();
+        // The block's operations (matches and removals since the last block) come first.
+        self.emit(ChainEvent::Block { height, time });
+        for event in std::mem::take(&mut self.next_block_events) {
+            self.emit(event);
+        }
         self.deliver_mempool(height, time);
 
         self.height = height;

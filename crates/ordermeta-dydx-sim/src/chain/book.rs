@@ -11,8 +11,10 @@
 //! `CancelPending`.
 
 use dydx_proto::dydxprotocol::clob::OrderId;
+use dydx_proto::dydxprotocol::subaccounts::SubaccountId;
 
 use super::Chain;
+use super::events::{ChainEvent, RemovalReason, RemovalStatus};
 use crate::error::SimError;
 use crate::types::{Fill, GoodTil, OrderState, OrderStatus, order_flags};
 
@@ -45,6 +47,19 @@ impl OrderKey {
     pub(super) fn is_short_term(&self) -> bool {
         self.order_flags == order_flags::SHORT_TERM
     }
+
+    /// The `OrderId` this key stands for.
+    pub(super) fn to_order_id(&self) -> OrderId {
+        OrderId {
+            subaccount_id: Some(SubaccountId {
+                owner: self.owner.clone(),
+                number: self.number,
+            }),
+            client_id: self.client_id,
+            order_flags: self.order_flags,
+            clob_pair_id: self.clob_pair_id,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -57,7 +72,11 @@ impl Chain {
     /// expires stateful orders (`x/clob/keeper/stateful_order_state.go`,
     /// `RemoveExpiredStatefulOrders`, from `x/clob/abci.go`, `EndBlocker`) and short-term
     /// orders and cancels (`x/clob/memclob/memclob.go`, `PurgeInvalidMemclobState`).
+    ///
+    /// The indexer hears of a stateful expiry on chain (`StatefulOrderRemovalEvent` from the
+    /// EndBlocker) and of a short-term one off chain (`OrderRemove` with status `CANCELED`).
     pub(super) fn end_block_book(&mut self, height: u32, block_time_unix: i64) {
+        let mut expired_keys = Vec::new();
         for (key, record) in self.orders.iter_mut() {
             let expired = match record.state.good_til {
                 GoodTil::Block(gtb) => key.is_short_term() && height >= gtb,
@@ -68,9 +87,27 @@ impl Chain {
             if expired && record.state.status.is_live() {
                 record.state.status = OrderStatus::Expired;
                 record.state.updated_at_height = height;
+                expired_keys.push(key.clone());
             }
         }
         self.short_term_cancels.retain(|_, gtb| *gtb > height);
+        // Stateful first (EndBlocker), then short-term (memclob purge after the commit).
+        expired_keys.sort_by_key(|k| (k.is_short_term(), k.clone()));
+        for key in expired_keys {
+            let order_id = key.to_order_id();
+            if key.is_short_term() {
+                self.emit(ChainEvent::OrderRemoved {
+                    order_id,
+                    reason: RemovalReason::Expired,
+                    status: RemovalStatus::Canceled,
+                });
+            } else {
+                self.emit(ChainEvent::StatefulRemoved {
+                    order_id,
+                    reason: RemovalReason::Expired,
+                });
+            }
+        }
     }
 
     /// Whether `good_til` has passed at the latest block (the order's state may be pruned).
@@ -148,6 +185,17 @@ impl Chain {
         }
         state.updated_at_height = height;
         let filled = state.clone();
+        // The memclob reports the new total at once (`OrderUpdate`); the fill itself is an
+        // `OrderFillEvent` of the next block.
+        self.emit(ChainEvent::OrderMatched {
+            order_id: id.clone(),
+            total_filled: filled.filled_quantums,
+        });
+        self.emit_in_next_block(ChainEvent::Fill {
+            order: filled.order.clone(),
+            fill_quantums: amount,
+            total_filled: filled.filled_quantums,
+        });
         Ok(self.view(&key).unwrap_or(filled))
     }
 
@@ -165,10 +213,22 @@ impl Chain {
         }
         record.state.status = OrderStatus::Removed;
         record.state.updated_at_height = height;
+        let removed = record.state.clone();
+        // The memclob drops it at once (best effort); a stateful order's removal is committed
+        // by the next block (`StatefulOrderRemovalEvent`).
+        self.emit(ChainEvent::OrderRemoved {
+            order_id: id.clone(),
+            reason: RemovalReason::Undercollateralized,
+            status: RemovalStatus::BestEffortCanceled,
+        });
         if !key.is_short_term() {
             self.removed_since_block.insert(key);
+            self.emit_in_next_block(ChainEvent::StatefulRemoved {
+                order_id: id.clone(),
+                reason: RemovalReason::Undercollateralized,
+            });
         }
-        Ok(record.state.clone())
+        Ok(removed)
     }
 }
 

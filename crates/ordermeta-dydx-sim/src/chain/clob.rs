@@ -9,6 +9,7 @@ use prost::Message;
 
 use super::Chain;
 use super::book::{OrderKey, OrderRecord};
+use super::events::{ChainEvent, RemovalReason, RemovalStatus};
 use crate::config::STATEFUL_ORDER_TIME_WINDOW_SECS;
 use crate::error::{ChainError, codes};
 use crate::types::{GoodTil, OrderState, OrderStatus, order_flags};
@@ -187,11 +188,29 @@ impl Chain {
             return Ok(());
         }
         // There is no matching engine: IOC orders find no liquidity and never rest.
-        if order.time_in_force == order::TimeInForce::Ioc as i32 {
+        let ioc = order.time_in_force == order::TimeInForce::Ioc as i32;
+        if ioc {
             state.status = OrderStatus::Removed;
         }
+        // `x/clob/memclob/memclob.go`, `PlaceOrder`: a replacement first removes the resting
+        // order, then the order is placed; an IOC order that would rest is removed at once.
         if let Some(existing) = &existing {
             state.placed_at_height = existing.placed_at_height;
+            self.emit(ChainEvent::OrderRemoved {
+                order_id: id.clone(),
+                reason: RemovalReason::Replaced,
+                status: RemovalStatus::BestEffortCanceled,
+            });
+        }
+        self.emit(ChainEvent::OrderPlaced {
+            order: order.clone(),
+        });
+        if ioc {
+            self.emit(ChainEvent::OrderRemoved {
+                order_id: id.clone(),
+                reason: RemovalReason::ImmediateOrCancelWouldRestOnBook,
+                status: RemovalStatus::BestEffortCanceled,
+            });
         }
         self.orders.insert(key, OrderRecord { state });
         Ok(())
@@ -247,6 +266,12 @@ impl Chain {
             record.state.updated_at_height = height;
         }
         self.short_term_cancels.insert(key.clone(), gtb);
+        // `memclob.go`, `CancelOrder`: best effort, reported whether or not an order matched.
+        self.emit(ChainEvent::OrderRemoved {
+            order_id: key.to_order_id(),
+            reason: RemovalReason::UserCanceled,
+            status: RemovalStatus::BestEffortCanceled,
+        });
         Ok(())
     }
 

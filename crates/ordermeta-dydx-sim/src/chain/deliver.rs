@@ -31,6 +31,7 @@ use dydx_proto::dydxprotocol::clob::{
 
 use super::Chain;
 use super::book::{OrderKey, OrderRecord};
+use super::events::{ChainEvent, RemovalReason};
 use crate::error::{ChainError, codes};
 use crate::tx::TxMsg;
 use crate::types::{GoodTil, OrderStatus, TxResult};
@@ -221,6 +222,9 @@ impl Chain {
         state.status = OrderStatus::Open;
         state.placed_at_height = height;
         state.updated_at_height = height;
+        self.emit(ChainEvent::StatefulPlaced {
+            order: state.order.clone(),
+        });
         self.orders.insert(key, OrderRecord { state });
         Ok(())
     }
@@ -278,6 +282,10 @@ impl Chain {
         record.state.status = OrderStatus::Canceled;
         record.state.updated_at_height = height;
         cancelled_in_block.insert(key);
+        self.emit(ChainEvent::StatefulRemoved {
+            order_id: id.clone(),
+            reason: RemovalReason::UserCanceled,
+        });
         Ok(())
     }
 }

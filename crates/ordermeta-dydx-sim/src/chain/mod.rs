@@ -13,7 +13,8 @@
 //! - [`clob`]: the place / cancel / batch-cancel rules of the clob keeper and memclob at CheckTx;
 //! - [`deliver`]: the mempool of stateful txs, their execution in the next block (which can
 //!   fail), and the tx results queryable by hash;
-//! - [`book`]: the orders and recorded cancels, their expiry and fills.
+//! - [`book`]: the orders and recorded cancels, their expiry and fills;
+//! - [`events`]: what the chain tells an indexer (off-chain updates and on-chain events).
 //!
 //! # Committed state and the CheckTx copy
 //!
@@ -24,20 +25,23 @@
 //! Short-term messages live only in the memclob: CheckTx applies them at once and no block ever
 //! includes them.
 //!
-//! The servers (`grpc`, and any later one) read the chain through [`SharedChain`], never
-//! each other.
+//! The servers (`grpc`, `indexer`, the admin API) read the chain through [`SharedChain`],
+//! never each other. Every lock of the chain hands the events recorded meanwhile to the sink
+//! (the indexer) when it is released, still under the lock, so the sink sees them in order.
 
 mod ante;
 mod blocks;
 mod book;
 mod clob;
 mod deliver;
+pub(crate) mod events;
 mod rate_limit;
 mod replay;
 mod validate_basic;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -48,24 +52,80 @@ use crate::types::{AccountInfo, OrderState, ReceivedMsg};
 
 use book::{OrderKey, OrderRecord};
 use deliver::{FailureHooks, IncludedTx, PendingTx};
+use events::ChainEvent;
 use rate_limit::RateLimiter;
 use replay::Account;
 
+/// Receives the chain's events (the indexer). Called under the chain lock, so it must not
+/// lock the chain itself.
+pub(crate) trait EventSink: Send + Sync + std::fmt::Debug {
+    /// Applies events in the order the chain recorded them.
+    fn apply(&self, events: Vec<ChainEvent>);
+}
+
 /// The chain behind one lock, shared by the control handle, the block ticker and every server.
 #[derive(Clone, Debug)]
-pub(crate) struct SharedChain(Arc<Mutex<Chain>>);
+pub(crate) struct SharedChain {
+    chain: Arc<Mutex<Chain>>,
+    sink: Arc<OnceLock<Arc<dyn EventSink>>>,
+}
 
 impl SharedChain {
     pub(crate) fn new(chain: Chain) -> Self {
-        Self(Arc::new(Mutex::new(chain)))
+        Self {
+            chain: Arc::new(Mutex::new(chain)),
+            sink: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// Installs the sink of the chain's events (once; a second call is ignored).
+    pub(crate) fn set_sink(&self, sink: Arc<dyn EventSink>) {
+        let _ = self.sink.set(sink);
     }
 
     /// Locks the chain; a poisoned lock still holds consistent state (every mutation is
     /// completed before anything can panic), so it is recovered rather than propagated.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Chain> {
-        self.0
+    pub(crate) fn lock(&self) -> ChainGuard<'_> {
+        let guard = self
+            .chain
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        ChainGuard {
+            guard,
+            sink: self.sink.get().map(Arc::as_ref),
+        }
+    }
+}
+
+/// A locked chain; releasing it hands the events recorded meanwhile to the sink.
+pub(crate) struct ChainGuard<'a> {
+    guard: MutexGuard<'a, Chain>,
+    sink: Option<&'a dyn EventSink>,
+}
+
+impl Deref for ChainGuard<'_> {
+    type Target = Chain;
+
+    fn deref(&self) -> &Chain {
+        &self.guard
+    }
+}
+
+impl DerefMut for ChainGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Chain {
+        &mut self.guard
+    }
+}
+
+impl Drop for ChainGuard<'_> {
+    fn drop(&mut self) {
+        // Still under the lock: the sink sees every event once, in order.
+        let events = self.guard.take_events();
+        if let Some(sink) = self.sink
+            && !events.is_empty()
+        {
+            sink.apply(events);
+        }
     }
 }
 
@@ -108,6 +168,10 @@ pub(crate) struct Chain {
     messages: Vec<ReceivedMsg>,
     /// Txs included in blocks, by hash (for `GetTx`).
     included: HashMap<String, IncludedTx>,
+    /// Events for the sink, drained when the lock is released.
+    events: Vec<ChainEvent>,
+    /// On-chain events of the next block (fills and removals made between blocks).
+    next_block_events: Vec<ChainEvent>,
 }
 
 impl Chain {
@@ -139,6 +203,8 @@ impl Chain {
             reject_next_placement: None,
             messages: Vec::new(),
             included: HashMap::new(),
+            events: Vec::new(),
+            next_block_events: Vec::new(),
         };
         for account in &config.accounts {
             match account {
@@ -172,7 +238,17 @@ impl Chain {
 
     pub(crate) fn add_account(&mut self, address: &str) -> Result<u64, SimError> {
         tx::validate_address(address).map_err(SimError::InvalidArgument)?;
+        if !self.accounts.contains_key(address) {
+            self.emit(ChainEvent::Account {
+                address: address.to_owned(),
+            });
+        }
         Ok(self.insert_account(address.to_owned(), None))
+    }
+
+    /// Every account's address, in order.
+    pub(crate) fn addresses(&self) -> Vec<String> {
+        self.accounts.keys().cloned().collect()
     }
 
     /// The account: sequence and nonces from committed state, plus the CheckTx sequence.

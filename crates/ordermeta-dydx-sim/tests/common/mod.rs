@@ -182,3 +182,51 @@ pub fn outcome<T: std::fmt::Debug>(
     assert_eq!(last.code(), code, "client and simulator disagree: {last:?}");
     (last.codespace().to_owned(), code)
 }
+
+/// Every wait on the indexer's feed ends by then: generous, for a loaded CI machine.
+pub const FEED_DEADLINE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The unmodified `dydx` indexer client, on the simulator's indexer.
+pub fn indexer(sim: &SimHandle) -> dydx::indexer::IndexerClient {
+    dydx::indexer::IndexerClient::new(fixtures::indexer_config(
+        sim.indexer_url().expect("indexer served"),
+        sim.indexer_ws_url().expect("indexer websocket served"),
+    ))
+}
+
+/// The next message of a subaccounts feed (panics at [`FEED_DEADLINE`] or if the feed ended).
+pub async fn next_message(
+    feed: &mut dydx::indexer::Feed<dydx::indexer::SubaccountsMessage>,
+) -> dydx::indexer::SubaccountsMessage {
+    tokio::time::timeout(FEED_DEADLINE, feed.recv())
+        .await
+        .expect("a feed message before the deadline")
+        .expect("the feed is open")
+}
+
+/// The next update (`channel_data`) of a subaccounts feed.
+pub async fn next_update(
+    feed: &mut dydx::indexer::Feed<dydx::indexer::SubaccountsMessage>,
+) -> dydx::indexer::SubaccountsUpdateMessage {
+    match next_message(feed).await {
+        dydx::indexer::SubaccountsMessage::Update(update) => update,
+        other => panic!("expected an update, got {other:?}"),
+    }
+}
+
+/// The indexer's id of an order.
+pub fn indexer_id(id: &OrderId) -> String {
+    let proto: dydx_proto::dydxprotocol::clob::OrderId = id.clone();
+    ordermeta_dydx_sim::indexer_order_id(&proto)
+}
+
+/// Waits (at most [`FEED_DEADLINE`]) until the indexer websocket holds `count` subscriptions.
+pub async fn wait_for_subscriptions(sim: &SimHandle, count: usize) {
+    tokio::time::timeout(FEED_DEADLINE, async {
+        while sim.indexer_ws_subscriptions() != count {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("subscriptions registered before the deadline");
+}
