@@ -6,7 +6,7 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use ordermeta_core::{BoxError, GoodTil, StoreError};
+use ordermeta_core::{BoxError, GoodTil, OrderStatus, StoreError};
 
 use crate::convert::ORDER_KEY_FORMAT;
 use crate::gateway::{ChainError, GatewayError};
@@ -54,6 +54,21 @@ pub enum PlaceError {
         order_id: String,
         /// The chain's answer.
         error: ChainError,
+    },
+    /// The order's client id (same owner, subaccount and market) names a record that is
+    /// still open, and the reuse policy is
+    /// [`ClientIdReuse::Refuse`](crate::ClientIdReuse::Refuse): nothing was recorded or sent.
+    #[error(
+        "order {order_id} not placed: its client id is in use by {previous} ({status}); \
+         cancel that order first, or use another client id"
+    )]
+    ClientIdInUse {
+        /// Our order id of the refused placement.
+        order_id: String,
+        /// The open record with that client id.
+        previous: String,
+        /// Its status.
+        status: OrderStatus,
     },
     /// Transport failure only: the node could not be reached or did not answer within the
     /// gateway's deadline ([`GatewayError::Timeout`]): the order may or may not be live.

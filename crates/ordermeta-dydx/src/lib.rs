@@ -23,6 +23,32 @@
 //!   [`reconcile_pending`](OrderMetaClient::reconcile_pending), and the background
 //!   [`Supervisor`] that runs the recovery steps for you.
 //!
+//! ## The chain's truth: the indexer
+//!
+//! [`IndexerSync`] follows the signer's subaccounts on the dYdX indexer ([`IndexerApi`];
+//! [`DydxIndexer`] over the `dydx` crate's `IndexerClient`, REST and the `v4_subaccounts`
+//! websocket, every call under a deadline) and keeps the records true: fills (`filled`, also
+//! after a cancel that lost the race; partial fills as the record's
+//! [`filled_quantity`](ordermeta_core::OrderMetadata::filled_quantity)), cancels confirmed by
+//! the chain ([`cancel_confirmed_at`](ordermeta_core::OrderMetadata::cancel_confirmed_at)),
+//! expiry, and the **backfill** of open orders without a record (placed before ordermeta or
+//! by another tool), imported so that they are cancellable by id. Every report goes through
+//! the state machine, forward only: duplicated and reordered messages change nothing wrongly.
+//! After a gap in the feed it re-snapshots over REST. Spawn it alone or with the
+//! [`Supervisor`] ([`Supervisor::spawn_with_indexer`]). With the indexer attached to the client
+//! ([`OrderMetaClient::with_indexer`]), a stateful cancel answered "does not exist" (3006) is
+//! recorded as what the indexer says happened, and
+//! [`reconcile_pending`](OrderMetaClient::reconcile_pending) asks it before cancelling.
+//!
+//! ## The bot's own names
+//!
+//! [`place_order_with`](OrderMetaClient::place_order_with) stores a caller label
+//! ([`PlaceOptions`]); [`find_by_client_id`](OrderMetaClient::find_by_client_id),
+//! [`cancel_by_client_id`](OrderMetaClient::cancel_by_client_id) and
+//! [`cancel_by_label`](OrderMetaClient::cancel_by_label) need no good-til. Placing with a
+//! client id whose record is still open follows [`ClientIdReuse`]: the previous record is
+//! marked replaced (the default, what the chain does), or the placement is refused.
+//!
 //! ## Claim leases
 //!
 //! A claim (`cancelling`) carries a lease: the claiming client's
@@ -87,8 +113,9 @@
 //!
 //! Errors are classified by (codespace, code), never by log text ([`codes`]):
 //! clob 9 / 32 → the node already has a cancel (`CancelInProgress`, recorded cancelled);
-//! clob 10 / 3003 → expired; clob 3006 → the stateful order is gone (expired if the clock
-//! says so, else recorded cancelled — a fill feed may correct it to filled); clob 5001 →
+//! clob 10 / 3003 → expired; clob 3006 → the stateful order is gone (what the indexer says
+//! happened, with one attached; else expired if the clock says so, else recorded cancelled —
+//! the indexer sync or a fill feed may correct it to filled); clob 5001 →
 //! `RateLimited`; sdk 32 (sequence mismatch, or a timestamp nonce refused) → the gateway
 //! re-signs with the next sequence or a fresh nonce, up to [`MISMATCH_RETRIES`] times with
 //! backoff inside the call deadline. Any other refusal — including a mismatch that outlasts
@@ -183,14 +210,16 @@ mod client;
 mod convert;
 mod error;
 mod gateway;
+mod indexer;
 mod recording;
 mod supervisor;
 mod validate;
 
 pub use client::{
     Backfill, CancelAllReport, CancelPath, CancelRetry, CancelScope, Cancelled, ChainSettings,
-    ConfirmReport, ConfirmSettings, FailurePolicy, MAX_BATCH_CANCEL_IDS, OrderDetails,
-    OrderMetaClient, Placed, ReconcileReport, RecordOutcome, RolloutStats,
+    ClientIdReuse, ConfirmReport, ConfirmSettings, FailurePolicy, MAX_BATCH_CANCEL_IDS,
+    OrderDetails, OrderMetaClient, PlaceOptions, Placed, ReconcileReport, RecordOutcome,
+    RolloutStats,
 };
 pub use convert::{
     InvalidOrderKey, ORDER_KEY_FORMAT, from_proto_order_id, order_key, parse_order_key,
@@ -205,6 +234,13 @@ pub use gateway::{
     ChainClock, ChainError, DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DydxGateway,
     GatewayError, GatewayOptions, MISMATCH_RETRIES, NonceMode, OrderGateway,
     TIMESTAMP_NONCE_CUTOFF, TxOutcome, codes, install_crypto_provider,
+};
+#[cfg(any(test, feature = "mock"))]
+pub use indexer::MockIndexerApi;
+pub use indexer::{
+    DEFAULT_INDEXER_TIMEOUT, DydxIndexer, FeedEvent, FeedStream, IndexerApi, IndexerClock,
+    IndexerError, IndexerFill, IndexerOptions, IndexerOrder, IndexerOrderStatus, IndexerSubaccount,
+    IndexerSync, SyncConfig, SyncReport, indexer_order_id, indexer_subaccount_id,
 };
 pub use recording::{
     InvalidRecordingSetting, RECORDING_ENV, RecordingSwitch, RolloutScope, Share, SubaccountRef,

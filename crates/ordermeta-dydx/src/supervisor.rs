@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::client::OrderMetaClient;
+use crate::indexer::{IndexerApi, IndexerSync, SyncConfig, SyncReport};
 
 /// Supervisor steps run, by `step` and `outcome` (`ok` or `error`).
 const METRIC_STEPS: &str = "ordermeta_supervisor_steps_total";
@@ -99,6 +100,9 @@ pub struct SupervisorReport {
     pub confirm_gave_up: u64,
     /// Steps that failed as a whole (node or store unreachable); retried at the next tick.
     pub step_errors: u64,
+    /// What the [`IndexerSync`] did, when the supervisor runs one
+    /// ([`Supervisor::spawn_with_indexer`]); filled in by [`Supervisor::stop`].
+    pub indexer: SyncReport,
 }
 
 impl AddAssign for SupervisorReport {
@@ -121,6 +125,7 @@ impl AddAssign for SupervisorReport {
         self.confirm_failed += o.confirm_failed;
         self.confirm_gave_up += o.confirm_gave_up;
         self.step_errors += o.step_errors;
+        self.indexer += o.indexer;
     }
 }
 
@@ -168,10 +173,15 @@ impl AddAssign for SupervisorReport {
 /// `ordermeta_supervisor_stale_claims` and `ordermeta_supervisor_old_pending` (found by the
 /// last tick) and `ordermeta_live_without_metadata`, histogram `ordermeta_supervisor_tick_seconds`. Tracing: a span
 /// `ordermeta_supervisor_tick` per tick and `ordermeta_supervisor_step` per step.
+///
+/// With [`spawn_with_indexer`](Self::spawn_with_indexer) it also runs an [`IndexerSync`]
+/// (fills, confirmed cancels, backfill of orders without a record) under the same handle:
+/// [`stop`](Self::stop) stops both.
 #[derive(Debug)]
 pub struct Supervisor {
     stop: watch::Sender<bool>,
     task: JoinHandle<SupervisorReport>,
+    sync: Option<IndexerSync>,
 }
 
 impl Supervisor {
@@ -196,7 +206,33 @@ impl Supervisor {
             }
             total
         });
-        Supervisor { stop, task }
+        Supervisor {
+            stop,
+            task,
+            sync: None,
+        }
+    }
+
+    /// Spawns the supervisor and an [`IndexerSync`] of the same signer over `indexer`, both
+    /// stopped by one [`stop`](Self::stop). For the indexer to also settle stateful cancels
+    /// answered "does not exist" and `pending` records, attach it to the client too
+    /// ([`OrderMetaClient::with_indexer`]).
+    pub fn spawn_with_indexer(
+        client: Arc<OrderMetaClient>,
+        config: SupervisorConfig,
+        indexer: Arc<dyn IndexerApi>,
+        sync: SyncConfig,
+    ) -> Self {
+        let sync = IndexerSync::spawn(client.clone(), indexer, sync);
+        Supervisor {
+            sync: Some(sync),
+            ..Self::spawn(client, config)
+        }
+    }
+
+    /// What the indexer sync did so far, if this supervisor runs one.
+    pub fn indexer_report(&self) -> Option<SyncReport> {
+        self.sync.as_ref().map(IndexerSync::report)
     }
 
     /// Runs one tick now, from the start of the store (no cursor), and returns its counts:
@@ -208,7 +244,11 @@ impl Supervisor {
     /// Stops the task after the step in progress and returns the totals of its run.
     pub async fn stop(self) -> SupervisorReport {
         let _ = self.stop.send(true);
-        self.task.await.unwrap_or_default()
+        let mut report = self.task.await.unwrap_or_default();
+        if let Some(sync) = self.sync {
+            report.indexer = sync.stop().await;
+        }
+        report
     }
 }
 

@@ -9,6 +9,7 @@ use super::metrics::{count_cancel, count_recording_failure, timed};
 use super::{OrderMetaClient, is_stale_claim};
 use crate::error::CancelError;
 use crate::gateway::{ChainClock, GatewayError, codes};
+use crate::indexer::Applied;
 use crate::recording::RecordingSwitch;
 
 /// A cancel the node accepted.
@@ -232,10 +233,27 @@ impl OrderMetaClient {
                     .await;
                 expired(meta)
             }
-            // The stateful order is gone: expired if the chain's clock says so; otherwise it
-            // filled or was cancelled elsewhere. Record it cancelled (no longer live); a fill
-            // feed may correct it to filled (`cancelled -> filled` is legal).
+            // The stateful order is gone. With an indexer, it says whether it filled, was
+            // cancelled or expired. Without (or if it cannot tell yet): expired if the chain's
+            // clock says so; otherwise it filled or was cancelled elsewhere. Record it
+            // cancelled (no longer live); the indexer sync or a fill feed corrects it to
+            // filled (`cancelled -> filled` is legal).
             Some(c) if c.is_clob(codes::STATEFUL_ORDER_DOES_NOT_EXIST) => {
+                match self.resolve_gone(order_id).await {
+                    Some(Applied::Filled) => {
+                        return CancelError::AlreadyFilled {
+                            order_id: order_id.to_owned(),
+                        };
+                    }
+                    Some(Applied::Expired) => return expired(meta),
+                    Some(_) => {
+                        return CancelError::AlreadyCancelled {
+                            order_id: order_id.to_owned(),
+                            cancelled_at: None,
+                        };
+                    }
+                    None => {}
+                }
                 let gone_expired = match self.gateway.clock().await {
                     Ok(clock) => meta
                         .good_til
@@ -314,6 +332,15 @@ impl OrderMetaClient {
         let (order_id, to) = (req.order_id.as_str(), req.to);
         match timed("transition", self.store.transition(&req)).await {
             Ok(_) => true,
+            // Already settled by what the chain reported meanwhile (the indexer sync: filled,
+            // cancelled, expired): nothing is left to record.
+            Err(e)
+                if e.current_status()
+                    .is_some_and(|s| s == to || s.is_terminal()) =>
+            {
+                tracing::info!(order_id, to = %to, error = %e, "outcome already recorded");
+                true
+            }
             Err(e) => {
                 count_recording_failure();
                 tracing::error!(order_id, to = %to, error = %e, "could not record outcome");

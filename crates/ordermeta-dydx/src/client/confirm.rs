@@ -334,6 +334,10 @@ impl OrderMetaClient {
                 .await;
             }
             (TxKind::Cancel, Some(e)) if order_gone(e) => {
+                // The indexer, if attached, says what became of it; else the clock decides.
+                if self.resolve_gone(order_id).await.is_some() {
+                    return;
+                }
                 let expired = match self.gateway.clock().await {
                     Ok(clock) => tx
                         .good_til

@@ -5,7 +5,9 @@
 //! `cancel_exact`), `cancel_all`, `recovery` (reconciliation, stale claims, expiry, fills);
 //! `rollout` is the failure policy, the per-client counts and the memory of unrecorded
 //! orders, `backfill` the fail-open write-behind; `retry` is the cancels' bounded backoff;
-//! `metrics` names and emits the counters all of them share.
+//! `metrics` names and emits the counters all of them share; `lookup` finds and cancels
+//! orders by the bot's own names (client id, label) and applies the client-id reuse policy;
+//! `resolve` asks the indexer what became of an order instead of guessing.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -19,15 +21,18 @@ use ordermeta_core::{
 };
 
 use crate::gateway::OrderGateway;
+use crate::indexer::IndexerApi;
 use crate::recording::RecordingSwitch;
 
 mod backfill;
 mod cancel;
 mod cancel_all;
 mod confirm;
+mod lookup;
 mod metrics;
 mod place;
 mod recovery;
+mod resolve;
 mod retry;
 mod rollout;
 #[cfg(test)]
@@ -37,6 +42,7 @@ mod unrecorded;
 pub use cancel::{CancelPath, Cancelled};
 pub use cancel_all::{CancelAllReport, CancelScope, MAX_BATCH_CANCEL_IDS};
 pub use confirm::{ConfirmReport, ConfirmSettings};
+pub use lookup::{ClientIdReuse, PlaceOptions};
 pub use place::{OrderDetails, Placed, RecordOutcome};
 pub use recovery::ReconcileReport;
 pub use retry::CancelRetry;
@@ -78,6 +84,10 @@ pub struct ChainSettings {
     /// them at CheckTx; the block can still fail them). Default [`ConfirmSettings::default`]:
     /// on, within 20 s.
     pub confirm: ConfirmSettings,
+    /// What placing an order does when its client id names a record that is still open.
+    /// Default [`ClientIdReuse::MarkReplaced`]; per placement:
+    /// [`PlaceOptions::client_id_reuse`].
+    pub client_id_reuse: ClientIdReuse,
 }
 
 impl Default for ChainSettings {
@@ -90,6 +100,7 @@ impl Default for ChainSettings {
             failure_policy: FailurePolicy::FailClosed,
             cancel_from_id: true,
             confirm: ConfirmSettings::default(),
+            client_id_reuse: ClientIdReuse::default(),
         }
     }
 }
@@ -110,6 +121,7 @@ pub struct OrderMetaClient {
     rollout: Arc<Rollout>,
     store_description: Option<String>,
     confirmations: Confirmations,
+    indexer: Option<Arc<dyn IndexerApi>>,
 }
 
 impl std::fmt::Debug for OrderMetaClient {
@@ -119,6 +131,7 @@ impl std::fmt::Debug for OrderMetaClient {
             .field("recording", &self.recording)
             .field("settings", &self.settings)
             .field("claim_token", &self.claim_token)
+            .field("indexer", &self.indexer.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -143,6 +156,7 @@ impl OrderMetaClient {
             rollout: Arc::default(),
             store_description: None,
             confirmations: Confirmations::default(),
+            indexer: None,
         }
     }
 

@@ -8,6 +8,7 @@ use ordermeta_core::{
 
 use super::OrderMetaClient;
 use super::confirm::TxKind;
+use super::lookup::PlaceOptions;
 use super::metrics::{
     count_decision, count_fail_open, count_place, count_recording_failure, timed,
 };
@@ -94,6 +95,22 @@ impl OrderMetaClient {
         order: Order,
         details: OrderDetails,
     ) -> Result<Placed, PlaceError> {
+        self.place_order_with(order, details, PlaceOptions::default())
+            .await
+    }
+
+    /// [`place_order`](Self::place_order) with options: a caller label stored on the record
+    /// ([`PlaceOptions::label`]) and the [client-id reuse policy](crate::ClientIdReuse) for this
+    /// placement. When the order's client id names a record that is still open,
+    /// [`ClientIdReuse::Refuse`](crate::ClientIdReuse::Refuse) refuses the placement ([`PlaceError::ClientIdInUse`]) before
+    /// anything is recorded or sent; [`ClientIdReuse::MarkReplaced`](crate::ClientIdReuse::MarkReplaced) places it and, once the
+    /// node accepted it, records the previous order (same `OrderId`) `cancelled` as replaced.
+    pub async fn place_order_with(
+        &self,
+        order: Order,
+        details: OrderDetails,
+        options: PlaceOptions,
+    ) -> Result<Placed, PlaceError> {
         let (id, good_til) = describe(&order).map_err(|reason| PlaceError::InvalidOrder {
             reason: reason.to_owned(),
         })?;
@@ -118,7 +135,7 @@ impl OrderMetaClient {
             });
         }
         let stateful = id.is_stateful();
-        let meta = OrderMetadata::new(
+        let mut meta = OrderMetadata::new(
             NewOrder {
                 order_id: order_id.clone(),
                 dydx_order_id: id,
@@ -132,6 +149,7 @@ impl OrderMetaClient {
             OrderStatus::Pending,
             now(),
         );
+        meta.label = options.label;
         if let Err(e) = meta.validate() {
             return Err(PlaceError::InvalidOrder {
                 reason: e.to_string(),
@@ -143,6 +161,10 @@ impl OrderMetaClient {
             tracing::warn!(order_id, %error, "order refused before recording");
             return Err(PlaceError::Invalid { order_id, error });
         }
+        let reuse = options
+            .client_id_reuse
+            .unwrap_or(self.settings.client_id_reuse);
+        let replaced = self.reused_client_id(&meta, reuse).await?;
         if let Err(source) = timed("record", self.store.record(&meta)).await {
             count_recording_failure();
             Counters::bump(&self.rollout.counters.recording_failed);
@@ -180,6 +202,15 @@ impl OrderMetaClient {
                     {
                         self.cancel_raced_placement(&meta).await;
                     }
+                    // The indexer sync recorded what the chain did with the order first.
+                    Err(e)
+                        if matches!(
+                            e.current_status(),
+                            Some(OrderStatus::Filled | OrderStatus::Expired)
+                        ) =>
+                    {
+                        tracing::info!(order_id, error = %e, "placement outcome already recorded from the chain");
+                    }
                     Err(e) => {
                         // The order is live and its metadata is recorded (pending), so it
                         // stays cancellable after reconciliation; report, do not fail the
@@ -187,6 +218,9 @@ impl OrderMetaClient {
                         count_recording_failure();
                         tracing::error!(order_id, error = %e, "placed, but marking it active failed");
                     }
+                }
+                if let Some(previous) = &replaced {
+                    self.mark_replaced(previous, &meta).await;
                 }
                 count_place("placed");
                 tracing::info!(order_id, tx_hash, "order placed");

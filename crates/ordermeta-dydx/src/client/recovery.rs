@@ -13,6 +13,7 @@ use ordermeta_core::{
 use super::metrics::timed;
 use super::{OrderMetaClient, is_stale_claim};
 use crate::error::{CancelError, SweepError};
+use crate::indexer::Applied;
 
 /// What [`OrderMetaClient::reconcile_pending`] did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -23,6 +24,9 @@ pub struct ReconcileReport {
     pub cancelled: usize,
     /// Pending orders still unresolved (node unreachable); try again later.
     pub unresolved: usize,
+    /// Pending orders the [indexer](OrderMetaClient::with_indexer) reported filled (no
+    /// cancel sent).
+    pub filled: usize,
 }
 
 impl OrderMetaClient {
@@ -56,9 +60,11 @@ impl OrderMetaClient {
 
     /// Settles `pending` records of the signing account older than `min_age` — left by a crash
     /// between recording and learning the broadcast's outcome, or by a placement that timed
-    /// out. Expired ones are marked expired; the others are claimed (`pending -> cancelling`,
-    /// with this client's lease) and cancelled on chain (a short-term cancel never fails for
-    /// an absent order; a stateful one answers 3006), so none can stay live unknown.
+    /// out. Expired ones are marked expired. With an [indexer](Self::with_indexer), an order
+    /// it reports filled, cancelled or expired is recorded so, without a cancel. The others
+    /// are claimed (`pending -> cancelling`, with this client's lease) and cancelled on chain
+    /// (a short-term cancel never fails for an absent order; a stateful one answers 3006), so
+    /// none can stay live unknown.
     ///
     /// Bounded: the store is read one page of at most [`MAX_PAGE_SIZE`] records at a time
     /// (follow-up pages from a cursor), never all at once. `min_age` should exceed the
@@ -76,6 +82,7 @@ impl OrderMetaClient {
             report.expired += page.report.expired;
             report.cancelled += page.report.cancelled;
             report.unresolved += page.report.unresolved;
+            report.filled += page.report.filled;
             match page.next {
                 Some(next) => after = Some(next),
                 None => return Ok(report),
@@ -121,6 +128,23 @@ impl OrderMetaClient {
                     out.report.expired += 1;
                 }
                 continue;
+            }
+            // The chain, not a guess: an order the indexer reports filled, cancelled or
+            // expired needs no cancel. (Open or unknown there: the cancel makes sure.)
+            match self.settle_pending_from_indexer(&meta).await {
+                Some(Applied::Filled) => {
+                    out.report.filled += 1;
+                    continue;
+                }
+                Some(Applied::Expired) => {
+                    out.report.expired += 1;
+                    continue;
+                }
+                Some(_) => {
+                    out.report.cancelled += 1;
+                    continue;
+                }
+                None => {}
             }
             // Lost to another reconciler (or the placement settled meanwhile): not ours.
             let Ok(claimed) = self.claim(id, &[OrderStatus::Pending]).await else {

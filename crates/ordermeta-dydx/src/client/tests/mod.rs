@@ -11,9 +11,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use dydx_proto::dydxprotocol::clob::Order;
 use ordermeta_core::{
-    DEFAULT_LEASE, ExpireRequest, GoodTil, Lease, ListQuery, MemoryStore, MetadataStore,
-    MetadataStoreExt, NewOrder, OrderId, OrderMetadata, OrderStatus, OrderType, Page, Side,
-    StoreError, TransitionRequest, now,
+    ClientIdKey, DEFAULT_LEASE, ExpireRequest, GoodTil, Lease, ListQuery, MemoryStore,
+    MetadataStore, MetadataStoreExt, NewOrder, OrderId, OrderMetadata, OrderStatus, OrderType,
+    Page, Side, StoreError, TransitionRequest, UpdateRequest, now,
 };
 
 use crate::convert::{order_good_til, order_key, to_proto_order_id};
@@ -27,8 +27,10 @@ mod cancel;
 mod cancel_all;
 mod confirm;
 mod leases;
+mod lookup;
 mod place;
 mod recovery;
+mod resolve;
 mod retry;
 mod rollout;
 mod supervisor;
@@ -95,6 +97,21 @@ impl MetadataStore for FlakyStore {
     }
     async fn health(&self) -> Result<(), StoreError> {
         self.check()
+    }
+    async fn update(&self, req: &UpdateRequest) -> Result<OrderMetadata, StoreError> {
+        self.check()?;
+        self.inner.update(req).await
+    }
+    async fn find_by_client_id(
+        &self,
+        key: &ClientIdKey,
+    ) -> Result<Option<OrderMetadata>, StoreError> {
+        self.check()?;
+        self.inner.find_by_client_id(key).await
+    }
+    async fn find_by_label(&self, label: &str) -> Result<Option<OrderMetadata>, StoreError> {
+        self.check()?;
+        self.inner.find_by_label(label).await
     }
 }
 

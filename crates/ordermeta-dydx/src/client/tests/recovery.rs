@@ -75,7 +75,8 @@ async fn sweep_and_reconcile_settle_crash_leftovers() {
         ReconcileReport {
             expired: 1,
             cancelled: 2,
-            unresolved: 0
+            unresolved: 0,
+            filled: 0,
         }
     );
     assert_eq!(status(&store, &pending_expired).await, OrderStatus::Expired);
