@@ -137,4 +137,8 @@ impl MetadataStore for MemoryStore {
     async fn health(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    fn description(&self) -> Option<String> {
+        Some("memory (this process only: nothing survives it)".to_owned())
+    }
 }

@@ -64,6 +64,15 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// Checks the backend answers.
     async fn health(&self) -> Result<(), StoreError>;
+
+    /// Which store this is, for people: the backend and where its data lives (e.g.
+    /// `sqlite /var/lib/bot/orders.db`, `postgres db.internal:5432/bots, schema bot_1`), never
+    /// credentials. Errors that say a record was not found name it, so that a bot looking in
+    /// the wrong place (another working directory, another schema) is found at once. `None`
+    /// (the default) for a store that does not say.
+    fn description(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A compare-and-set of an order's status, with the fields to set on the way.
@@ -466,5 +475,8 @@ impl<T: MetadataStore + ?Sized> MetadataStore for Arc<T> {
     }
     async fn health(&self) -> Result<(), StoreError> {
         (**self).health().await
+    }
+    fn description(&self) -> Option<String> {
+        (**self).description()
     }
 }

@@ -5,7 +5,8 @@
 //! `cancel_exact`), `cancel_all`, `recovery` (reconciliation, stale claims, expiry, fills);
 //! `rollout` is the failure policy, the per-client counts and the memory of unrecorded
 //! orders, `backfill` the fail-open write-behind; `retry` is the cancels' bounded backoff;
-//! `metrics` names and emits the counters all of them share.
+//! `metrics` names and emits the counters all of them share; `clock` reads the chain's clock
+//! and good-til values for a bot, `simple` the short ways in (`connect`, `place`).
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -24,23 +25,27 @@ use crate::recording::RecordingSwitch;
 mod backfill;
 mod cancel;
 mod cancel_all;
+mod clock;
 mod confirm;
 mod metrics;
 mod place;
 mod recovery;
 mod retry;
 mod rollout;
+mod simple;
 #[cfg(test)]
 mod tests;
 mod unrecorded;
 
 pub use cancel::{CancelPath, Cancelled};
 pub use cancel_all::{CancelAllReport, CancelScope, MAX_BATCH_CANCEL_IDS};
+pub use clock::{ChainTime, GoodTilError, STATEFUL_ORDER_TIME_WINDOW};
 pub use confirm::{ConfirmReport, ConfirmSettings};
 pub use place::{OrderDetails, Placed, RecordOutcome};
 pub use recovery::ReconcileReport;
 pub use retry::CancelRetry;
 pub use rollout::{Backfill, FailurePolicy, RolloutStats};
+pub use simple::ConnectError;
 
 use confirm::Confirmations;
 use rollout::Rollout;
@@ -124,7 +129,9 @@ impl std::fmt::Debug for OrderMetaClient {
 }
 
 impl OrderMetaClient {
-    /// A client over a gateway and a store, with a new claim token.
+    /// A client over a gateway and a store, with a new claim token. Errors name the store as
+    /// it describes itself ([`MetadataStore::description`]); see
+    /// [`describe_store`](Self::describe_store) to name it otherwise.
     pub fn new(
         gateway: Arc<dyn OrderGateway>,
         store: Arc<dyn MetadataStore>,
@@ -133,6 +140,7 @@ impl OrderMetaClient {
     ) -> Self {
         let limiter = RateLimiter::direct(Quota::per_second(settings.cancel_rate_per_second));
         let claim_token = new_claim_token(&gateway.signer());
+        let store_description = store.description();
         OrderMetaClient {
             gateway,
             store,
@@ -141,20 +149,22 @@ impl OrderMetaClient {
             limiter,
             claim_token,
             rollout: Arc::default(),
-            store_description: None,
+            store_description,
             confirmations: Confirmations::default(),
         }
     }
 
     /// Names the store for people: [`MetadataNotFound`](crate::CancelError::MetadataNotFound)
     /// then says where the record was looked for (e.g. `"postgres bots-db, schema bot_1"`).
-    /// Never put credentials in it.
+    /// Replaces the store's own [description](MetadataStore::description), which the client
+    /// uses by default. Never put credentials in it.
     pub fn describe_store(mut self, description: impl Into<String>) -> Self {
         self.store_description = Some(description.into());
         self
     }
 
-    /// The store's description, if [`describe_store`](Self::describe_store) gave one.
+    /// The store's description: [`describe_store`](Self::describe_store)'s, else the store's
+    /// own ([`MetadataStore::description`]), if it gives one.
     pub fn store_description(&self) -> Option<&str> {
         self.store_description.as_deref()
     }
