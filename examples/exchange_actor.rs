@@ -6,12 +6,9 @@
 
 use std::sync::Arc;
 
-use dydx::indexer::{ClientId, Height};
-use dydx::node::{OrderBuilder, OrderSide, Wallet};
-use dydx_proto::dydxprotocol::clob::Order;
 use ordermeta::dydx::{
-    CancelError, Cancelled, ChainSettings, DydxGateway, OrderDetails, OrderMetaClient, PlaceError,
-    Placed, RecordingSwitch,
+    CancelError, Cancelled, ChainSettings, ClientId, DydxGateway, Height, Order, OrderBuilder,
+    OrderDetails, OrderMetaClient, OrderSide, PlaceError, Placed, RecordingSwitch, Wallet,
 };
 use ordermeta::dydx_sim::fixtures::{MNEMONIC, market, node_config};
 use ordermeta::dydx_sim::{SimConfig, SimNode};

@@ -20,6 +20,12 @@
 //!
 //! [`open`] opens whichever store a URL names (`sqlite:…`, `postgres://…`, `redis://…`,
 //! `memory:`), so the backend can be a configuration value.
+//!
+//! A bot needs this crate and `tokio`, nothing else: `dydx` re-exports the `dydx` client
+//! crate it is built against (0.3; `ordermeta::dydx::DYDX_VERSION`) — the types a bot names
+//! (`Wallet`, `NodeConfig`, `OrderBuilder`, `OrderSide`, `ClientId`, …) by name, the whole
+//! crate as `ordermeta::dydx::dydx` — and the `chrono` time types of its clock helpers. The
+//! README's *Use it in your bot* shows the whole flow; it runs as a test of this crate.
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -56,7 +62,8 @@ pub use ordermeta_postgres as postgres;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use ordermeta_redis as redis;
 
-/// Placement and cancel-by-id on dYdX v4 (feature `dydx`).
+/// Placement and cancel-by-id on dYdX v4 (feature `dydx`), with the `dydx` client crate's
+/// types a bot uses re-exported by name (and the crate itself as `dydx::dydx`).
 #[cfg(feature = "dydx")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dydx")))]
 pub use ordermeta_dydx as dydx;
@@ -66,7 +73,8 @@ pub use ordermeta_dydx as dydx;
 #[cfg_attr(docsrs, doc(cfg(feature = "dydx-sim")))]
 pub use ordermeta_dydx_sim as dydx_sim;
 
-// The README's examples are compiled and run as doc-tests.
-#[cfg(doctest)]
+// The README's examples are compiled and run as doc-tests (its client example needs the
+// dYdX client, the simulator and SQLite).
+#[cfg(all(doctest, feature = "dydx", feature = "dydx-sim", feature = "sqlite"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

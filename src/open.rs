@@ -78,6 +78,12 @@ const FEATURE_SCHEMES: [(&str, &[&str]); 3] = [
 /// For every other setting (pool sizes, timeouts, retention, `synchronous`), build the store
 /// with its crate's options type instead (`from_url` there reads the same URLs).
 ///
+/// An SQLite file that does not exist is created (as with `mode=rwc`), and reported: a warning
+/// naming its absolute path, and the store's [`description`](MetadataStore::description) says
+/// *created empty when opened*. `sqlite:orders.db?mode=rw` opens an existing file only; a
+/// missing one is an error naming the absolute path it looked for. Relative paths are resolved
+/// from the working directory.
+///
 /// Errors never repeat the URL, which may carry a password.
 ///
 /// ```

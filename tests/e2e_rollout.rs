@@ -148,6 +148,7 @@ impl Chain {
     }
 }
 
+/// The details of an order of `Chain::short_term` (a buy) in market `clob`.
 fn details(clob: u32) -> OrderDetails {
     let symbol = MARKETS
         .iter()
@@ -159,6 +160,15 @@ fn details(clob: u32) -> OrderDetails {
         quantity: "1".into(),
         price: Some("50000".into()),
         order_type: OrderType::Limit,
+    }
+}
+
+/// The details of an order of `Chain::long_term` (a sell) in market `clob`.
+fn sell_details(clob: u32) -> OrderDetails {
+    OrderDetails {
+        side: Side::Sell,
+        price: Some("70000".into()),
+        ..details(clob)
     }
 }
 
@@ -525,7 +535,10 @@ async fn rolling_back_at_run_time_strands_no_order() {
     let place = |order: Order, clob: u32| client.place_order(order, details(clob));
     let a1 = place(chain.short_term(0, 0, 1, 30), 0).await.expect("a1");
     let a2 = place(chain.short_term(0, 1, 2, 30), 1).await.expect("a2");
-    let s1 = place(chain.long_term(0, 3, 600), 0).await.expect("s1");
+    let s1 = client
+        .place_order(chain.long_term(0, 3, 600), sell_details(0))
+        .await
+        .expect("s1");
     chain.sim.advance_blocks(1);
     for p in [&a1, &a2, &s1] {
         assert!(p.recorded);

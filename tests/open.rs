@@ -37,6 +37,11 @@ async fn sqlite_by_url_and_by_plain_path_is_one_file() {
         .await
         .expect("open plain path");
     assert!(by_path.get("o-1").await.expect("get").is_some());
+    // Opened, not created: the description is the file's absolute path alone.
+    assert_eq!(
+        by_path.description(),
+        Some(format!("sqlite {}", path.display()))
+    );
 }
 
 #[tokio::test]
@@ -60,6 +65,14 @@ async fn postgres_in_the_schema_the_url_names() {
         .await
         .unwrap_or_else(|e| postgres_missing(&url, e));
     round_trip(&*store, "o-1").await;
+    // It says where it is: host, database and schema, and never the user or password.
+    let description = store.description().expect("described");
+    assert!(description.starts_with("postgres "), "{description}");
+    assert!(
+        description.ends_with(&format!("schema {schema}")),
+        "{description}"
+    );
+    assert!(!description.contains('@'), "{description}");
     drop(store);
     // The record is in that schema's table, read with a store opened the usual way.
     let check = PgStore::options()
@@ -83,6 +96,10 @@ async fn redis_in_the_namespace_the_url_names() {
         .await
         .unwrap_or_else(|e| redis_missing(&url, e));
     round_trip(&*store, "o-1").await;
+    assert_eq!(
+        store.description().as_deref(),
+        Some(format!("redis, namespace {ns}").as_str())
+    );
     let check = RedisStore::options()
         .namespace(&ns)
         .connect(&redis_url())

@@ -179,6 +179,7 @@ pub async fn client_for(
     )
 }
 
+/// The details of [`Chain::short_term`]'s orders (a limit buy).
 pub fn details() -> OrderDetails {
     OrderDetails {
         symbol: "BTC-USD".into(),
@@ -186,6 +187,16 @@ pub fn details() -> OrderDetails {
         quantity: "1".into(),
         price: Some("50000".into()),
         order_type: OrderType::Limit,
+    }
+}
+
+/// The details of [`Chain::long_term`]'s orders (a limit sell): the client refuses details
+/// that contradict the order.
+pub fn sell_details() -> OrderDetails {
+    OrderDetails {
+        side: Side::Sell,
+        price: Some("70000".into()),
+        ..details()
     }
 }
 
@@ -215,7 +226,7 @@ where
             .await
             .expect("place short-term");
         let long = client
-            .place_order(chain.long_term(0, 12, 3600), details())
+            .place_order(chain.long_term(0, 12, 3600), sell_details())
             .await
             .expect("place long-term");
         (short, long)
@@ -299,7 +310,7 @@ where
         .await
         .expect("place");
     let expiring_lt = me
-        .place_order(chain.long_term(0, 22, 30), details())
+        .place_order(chain.long_term(0, 22, 30), sell_details())
         .await
         .expect("place");
     let filled = me

@@ -46,17 +46,27 @@
 //! broadcast outcome a crash left unknown. `cancelled -> filled` and `expired -> filled` let a fill feed correct the
 //! record: short-term cancels are best effort and can lose the race to a fill.
 //!
-//! ## Example
+//! ## Example: the store level
+//!
+//! What `ordermeta-dydx`'s client does with a store for every order, written out: record
+//! `pending` before the broadcast (write-ahead), mark it `active` with the tx hash, and later —
+//! in any process that opens the same store — claim it for cancelling. A bot does not write
+//! this: it calls the client's `place` and `cancel_order` (see the `ordermeta` README, *Use it
+//! in your bot*). The order id is the client's printable form
+//! (`owner/subaccount/clob_pair/order_flags/client_id@b<good-til block>`).
 //!
 //! ```
+//! use std::sync::Arc;
 //! use ordermeta_core::*;
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), StoreError> {
-//! let store: std::sync::Arc<dyn MetadataStore> = std::sync::Arc::new(MemoryStore::new());
+//! let store: Arc<dyn MetadataStore> = Arc::new(MemoryStore::new());
+//! let owner = "dydx1qqqsyqcyq5rqwzqfpg9scrgwpugpzysn7hzdtn";
+//! let id = format!("{owner}/0/0/0/42@b1000");
 //! let order = NewOrder {
-//!     order_id: "bot-1/42".into(),
+//!     order_id: id.clone(),
 //!     dydx_order_id: OrderId {
-//!         owner: "dydx1qqqsyqcyq5rqwzqfpg9scrgwpugpzysn7hzdtn".into(),
+//!         owner: owner.into(),
 //!         subaccount_number: 0,
 //!         client_id: 42,
 //!         order_flags: ORDER_FLAGS_SHORT_TERM,
@@ -69,14 +79,20 @@
 //!     price: Some("65000".into()),
 //!     order_type: OrderType::Limit,
 //! };
+//! // Write-ahead: record as pending, broadcast, then mark active.
 //! store.record(&OrderMetadata::new(order, OrderStatus::Pending, now())).await?;
 //! store
-//!     .transition(&TransitionRequest::new("bot-1/42", &[OrderStatus::Pending], OrderStatus::Active))
+//!     .transition(
+//!         &TransitionRequest::new(&id, &[OrderStatus::Pending], OrderStatus::Active)
+//!             .tx_hash("A1B2C3"),
+//!     )
 //!     .await?;
-//! let claimed = store.claim_for_cancel("bot-1/42").await?;
+//! // Later, in any process: read it back and claim it for cancelling.
+//! let claimed = store.claim_for_cancel(&id).await?;
 //! assert_eq!(claimed.status, OrderStatus::Cancelling);
+//! assert_eq!(claimed.good_til, GoodTil::Block(1_000));
 //! // A second canceller loses, and learns why.
-//! let err = store.claim_for_cancel("bot-1/42").await.unwrap_err();
+//! let err = store.claim_for_cancel(&id).await.unwrap_err();
 //! assert_eq!(err.current_status(), Some(OrderStatus::Cancelling));
 //! # Ok(()) }
 //! ```

@@ -169,6 +169,10 @@ impl MetadataStore for MemoryStore {
                 .filter(|m| m.label.as_deref() == Some(label)),
         ))
     }
+
+    fn description(&self) -> Option<String> {
+        Some("memory (this process only: nothing survives it)".to_owned())
+    }
 }
 
 fn newest<'a>(records: impl Iterator<Item = &'a OrderMetadata>) -> Option<OrderMetadata> {

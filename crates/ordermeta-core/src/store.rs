@@ -86,6 +86,15 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// The newest record (same order as [`find_by_client_id`](Self::find_by_client_id))
     /// carrying `label`; `Ok(None)` if there is none. Served by an index.
     async fn find_by_label(&self, label: &str) -> Result<Option<OrderMetadata>, StoreError>;
+
+    /// Which store this is, for people: the backend and where its data lives (e.g.
+    /// `sqlite /var/lib/bot/orders.db`, `postgres db.internal:5432/bots, schema bot_1`), never
+    /// credentials. Errors that say a record was not found name it, so that a bot looking in
+    /// the wrong place (another working directory, another schema) is found at once. `None`
+    /// (the default) for a store that does not say.
+    fn description(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A compare-and-set of an order's status, with the fields to set on the way.
@@ -524,5 +533,8 @@ impl<T: MetadataStore + ?Sized> MetadataStore for Arc<T> {
     }
     async fn find_by_label(&self, label: &str) -> Result<Option<OrderMetadata>, StoreError> {
         (**self).find_by_label(label).await
+    }
+    fn description(&self) -> Option<String> {
+        (**self).description()
     }
 }

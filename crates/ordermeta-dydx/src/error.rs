@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use ordermeta_core::{BoxError, GoodTil, OrderStatus, StoreError};
 
 use crate::convert::ORDER_KEY_FORMAT;
+use crate::details::DetailsError;
 use crate::gateway::{ChainError, GatewayError};
 
 /// Why placing failed.
@@ -69,6 +70,18 @@ pub enum PlaceError {
         previous: String,
         /// Its status.
         status: OrderStatus,
+    },
+    /// The order details disagree with the order (the caller's side or type is not the
+    /// order's; see [`OrderDetails::check`](crate::OrderDetails::check)), or cannot be read
+    /// from it ([`OrderMetaClient::place`](crate::OrderMetaClient::place)). Nothing was
+    /// recorded or sent.
+    #[error("order {order_id} not placed: {source}")]
+    Details {
+        /// Our order id (empty if the order has none).
+        order_id: String,
+        /// What disagrees.
+        #[source]
+        source: DetailsError,
     },
     /// Transport failure only: the node could not be reached or did not answer within the
     /// gateway's deadline ([`GatewayError::Timeout`]): the order may or may not be live.

@@ -49,6 +49,51 @@
 //! client id whose record is still open follows [`ClientIdReuse`]: the previous record is
 //! marked replaced (the default, what the chain does), or the placement is refused.
 //!
+//! ## In a bot: one dependency
+//!
+//! Built against the `dydx` client crate **0.3** ([`DYDX_VERSION`]). Everything a bot needs
+//! around the client is reachable from here, so a bot depends on `ordermeta` (feature `dydx`)
+//! and `tokio` alone: the `dydx` types it uses by name — [`Wallet`], [`NodeConfig`] (or
+//! [`ClientConfig`]`::from_file(..).node`), [`OrderBuilder`], [`OrderSide`], [`ClientId`],
+//! [`Height`], [`OrderMarketParams`], [`Subaccount`], [`IndexerClient`] … —, the whole crate as
+//! [`dydx`](mod@dydx), and the `chrono` types of the clock helpers ([`DateTime`], [`Utc`],
+//! [`TimeDelta`], and [`chrono`](mod@chrono) itself).
+//!
+//! - [`OrderMetaClient::connect`]: a node, a wallet (account 0) and a store, with the
+//!   defaults.
+//! - [`OrderMetaClient::good_til_block`]`(offset)` and
+//!   [`good_til_time`](OrderMetaClient::good_til_time)`(lifetime)`: good-til values from the
+//!   chain's clock, checked against the chain's windows ([`GoodTilError`]);
+//!   [`chain_time`](OrderMetaClient::chain_time) for the height and block time themselves.
+//! - [`OrderMetaClient::place`]`(order, &market)`: the details recorded with the order (side,
+//!   size, price, type) read from the order and the [`Market`]; details a caller writes
+//!   ([`place_order`](OrderMetaClient::place_order)) are checked against the order
+//!   ([`OrderDetails::check`], [`PlaceError::Details`]).
+//!
+//! In the `ordermeta` facade these are `ordermeta::dydx::…`; the store comes from
+//! `ordermeta::open(url)`:
+//!
+//! ```no_run
+//! use ordermeta_dydx::{ClientConfig, ClientId, Market, OrderBuilder, OrderMetaClient, OrderSide, Wallet};
+//! # use std::sync::Arc;
+//! # async fn bot(
+//! #     mnemonic: &str,
+//! #     market: Market,
+//! #     store: Arc<dyn ordermeta_core::MetadataStore>,
+//! # ) -> Result<(), Box<dyn std::error::Error>> {
+//! let config = ClientConfig::from_file("client.toml").await?;
+//! let wallet = Wallet::from_mnemonic(mnemonic)?;
+//! // store = ordermeta::open("sqlite:/var/lib/bot/orders.db?mode=rw").await?
+//! let client = OrderMetaClient::connect(config.node, &wallet, store).await?;
+//! let (_, order) = OrderBuilder::new(&market, wallet.account_offline(0)?.subaccount(0)?)
+//!     .limit(OrderSide::Buy, 50_000, 1)
+//!     .until(client.good_til_block(20).await?)
+//!     .build(ClientId::random())?;
+//! let id = client.place(order, &market).await?.order_id; // keep it
+//! client.cancel_order(&id).await?; // here, or in any process that opens the store
+//! # Ok(()) }
+//! ```
+//!
 //! ## Claim leases
 //!
 //! A claim (`cancelling`) carries a lease: the claiming client's
@@ -208,6 +253,7 @@
 // Modules are private: every public item has one path, at the crate root.
 mod client;
 mod convert;
+mod details;
 mod error;
 mod gateway;
 mod indexer;
@@ -217,14 +263,15 @@ mod validate;
 
 pub use client::{
     Backfill, CancelAllReport, CancelPath, CancelRetry, CancelScope, Cancelled, ChainSettings,
-    ClientIdReuse, ConfirmReport, ConfirmSettings, FailurePolicy, MAX_BATCH_CANCEL_IDS,
-    OrderDetails, OrderMetaClient, PlaceOptions, Placed, ReconcileReport, RecordOutcome,
-    RolloutStats,
+    ChainTime, ClientIdReuse, ConfirmReport, ConfirmSettings, ConnectError, FailurePolicy,
+    GoodTilError, MAX_BATCH_CANCEL_IDS, OrderDetails, OrderMetaClient, PlaceOptions, Placed,
+    ReconcileReport, RecordOutcome, RolloutStats, STATEFUL_ORDER_TIME_WINDOW,
 };
 pub use convert::{
     InvalidOrderKey, ORDER_KEY_FORMAT, from_proto_order_id, order_key, parse_order_key,
     to_proto_order_id,
 };
+pub use details::{DetailsError, DetailsField, Market};
 pub use error::{
     CancelError, CancelErrorKind, MANUAL_CANCEL_GUIDANCE, NotRecorded, PlaceError, SweepError,
 };
@@ -247,5 +294,23 @@ pub use recording::{
 };
 pub use supervisor::{Supervisor, SupervisorConfig, SupervisorReport};
 
-/// The `dydx` client crate this crate is built on (its `NodeClient`, `Wallet`, `OrderBuilder`).
+/// The version of the `dydx` client crate this crate is built against (a semver range: any
+/// `0.3.x`). A bot that also depends on `dydx` itself must use this version, or its types are
+/// not ordermeta's; a bot that uses the re-exports here needs no `dydx` dependency at all.
+pub const DYDX_VERSION: &str = "0.3";
+
+/// The `chrono` crate, whose time types the clock helpers take and return.
+pub use chrono;
+/// The `dydx` client crate this crate is built on, whole ([`DYDX_VERSION`]).
 pub use dydx;
+
+// The `dydx` and `chrono` types a bot names when it uses the client, by name, so that a bot
+// needs no dependency of its own on either (and cannot pick a version that does not match).
+pub use chrono::{DateTime, TimeDelta, Utc};
+pub use dydx::config::ClientConfig;
+pub use dydx::indexer::{ClientId, Height, IndexerClient, IndexerConfig, Price, Quantity};
+pub use dydx::node::{
+    Account, ChainId, NodeClient, NodeConfig, OrderBuilder, OrderMarketParams, OrderSide,
+    OrderTimeInForce, Subaccount, Wallet,
+};
+pub use dydx_proto::dydxprotocol::clob::Order;

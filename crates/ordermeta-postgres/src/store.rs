@@ -598,4 +598,16 @@ impl MetadataStore for PgStore {
         };
         self.deadlines().run("health", ping).await
     }
+
+    /// `postgres <host>:<port>/<database>, schema <schema>` (no user, no password).
+    fn description(&self) -> Option<String> {
+        let options = self.pool.connect_options();
+        Some(format!(
+            "postgres {}:{}/{}, schema {}",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or("(default database)"),
+            self.schema()
+        ))
+    }
 }

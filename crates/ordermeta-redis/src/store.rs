@@ -346,6 +346,15 @@ impl MetadataStore for RedisStore {
         };
         self.deadline("health").run(ping).await
     }
+
+    /// `redis, namespace <ns>` or `redis cluster, namespace <ns>`.
+    fn description(&self) -> Option<String> {
+        let kind = match self.inner.conn {
+            RedisConnection::Single(_) => "redis",
+            RedisConnection::Cluster(_) => "redis cluster",
+        };
+        Some(format!("{kind}, namespace {}", self.inner.keys.namespace()))
+    }
 }
 
 /// How `list` reports an index member that is not UTF-8: no order id, so never a cursor; the

@@ -76,13 +76,17 @@ pub enum SqliteError {
         /// The database path.
         path: PathBuf,
     },
-    /// The database file does not exist and `create_if_missing` is off.
+    /// The database file does not exist and creating it is off (`mode=rw` in the URL, or
+    /// `create_if_missing(false)`). The path is absolute: a relative one was resolved from the
+    /// working directory, which is often the mistake.
     #[error(
-        "SQLite database {} does not exist (and creating it is switched off)",
+        "SQLite database {} does not exist, and creating it is off (`mode=rw` or \
+         create_if_missing(false)); check the path (a relative path is resolved from the \
+         working directory), or use `mode=rwc` to create it",
         path.display()
     )]
     DatabaseMissing {
-        /// The database path.
+        /// The database path, absolute.
         path: PathBuf,
     },
     /// The database file could not be created (a read-only or foreign directory, a full disk).

@@ -162,7 +162,10 @@ impl SqliteStoreOptions {
     }
 
     /// Whether to create a missing database file (default on; directories are never
-    /// created). The file is created with mode `0600`.
+    /// created). The file is created with mode `0600`, and a warning naming its absolute path
+    /// is logged ([`SqliteStore::created`] says so too). Off, a missing file is
+    /// [`SqliteError::DatabaseMissing`](crate::SqliteError::DatabaseMissing), naming the
+    /// absolute path that was looked for. A URL's `mode=rw` turns it off, `mode=rwc` on.
     pub fn create_if_missing(mut self, on: bool) -> Self {
         self.create_if_missing = on;
         self
@@ -212,11 +215,24 @@ impl SqliteStoreOptions {
     /// Opens a database from a URL (`sqlite://path/to/orders.db`, `sqlite:orders.db?...`,
     /// `sqlite::memory:`) or a plain file path.
     ///
+    /// The URL's `mode` says whether a missing file may be created: `mode=rw` opens an
+    /// existing database only (a missing file is
+    /// [`SqliteError::DatabaseMissing`](crate::SqliteError::DatabaseMissing), naming its
+    /// absolute path), `mode=rwc` creates it. Without a `mode` (and for a plain path), the
+    /// options decide: [`create_if_missing`](Self::create_if_missing), on by default — and a
+    /// store created that way is reported (a warning with its absolute path, and
+    /// [`SqliteStore::created`]). A relative path is resolved from the working directory.
+    ///
     /// `sqlite::memory:` (or `mode=memory`) gives a private in-memory store on one
     /// connection: nothing is durable, nothing is shared with other processes.
-    pub async fn connect(self, url_or_path: &str) -> Result<SqliteStore, StoreError> {
+    pub async fn connect(mut self, url_or_path: &str) -> Result<SqliteStore, StoreError> {
         if !url_or_path.starts_with("sqlite:") {
             return self.open(url_or_path).await;
+        }
+        match url_mode(url_or_path) {
+            Some("rw" | "ro") => self.create_if_missing = false,
+            Some("rwc") => self.create_if_missing = true,
+            _ => {}
         }
         let opts =
             SqliteConnectOptions::from_str(url_or_path).map_err(|e| SqliteError::InvalidUrl {
@@ -240,9 +256,13 @@ impl SqliteStoreOptions {
     }
 
     async fn open_file(self, opts: SqliteConnectOptions) -> Result<SqliteStore, StoreError> {
-        let path = opts.get_filename().to_path_buf();
+        // Absolute from here on: errors, the warning and `path()` say which file it is,
+        // whatever the working directory was.
+        let path = std::path::absolute(opts.get_filename())
+            .unwrap_or_else(|_| opts.get_filename().to_path_buf());
+        let opts = opts.filename(&path);
         let busy_timeout = self.effective_busy_timeout();
-        prepare_file(&path, self.create_if_missing)?;
+        let created = prepare_file(&path, self.create_if_missing)?;
         let display = path.display().to_string();
         let open_err = |e: sqlx::Error| SqliteError::Open {
             path: display.clone(),
@@ -272,12 +292,16 @@ impl SqliteStoreOptions {
             .connect_with(opts)
             .await
             .map_err(open_err)?;
-        Ok(SqliteStore::new(
-            writer,
-            reader,
-            Some(path),
-            self.deadlines(),
-        ))
+        if created {
+            tracing::warn!(
+                path = %path.display(),
+                "ordermeta-sqlite: created a new, empty store at {} (it did not exist); if this \
+                 bot placed orders before, it is looking in the wrong place: check the path \
+                 and the working directory, or open with `mode=rw` to refuse creating",
+                path.display()
+            );
+        }
+        Ok(SqliteStore::new(writer, reader, Some(path), self.deadlines()).with_created(created))
     }
 
     /// Uses an existing pool for reads and writes, after applying the migrations.
@@ -314,7 +338,7 @@ impl SqliteStoreOptions {
                 source: e,
             })?;
             crate::migrate::run(&pool).await?;
-            Ok(SqliteStore::new(pool.clone(), pool, None, deadlines))
+            Ok(SqliteStore::new(pool.clone(), pool, None, deadlines).with_in_memory())
         })
         .await
     }
@@ -332,9 +356,16 @@ impl SqliteStoreOptions {
     }
 }
 
+/// The `mode` query parameter of an SQLite URL (`ro`, `rw`, `rwc`, `memory`), if any.
+fn url_mode(url: &str) -> Option<&str> {
+    let (_, query) = url.split_once('?')?;
+    query.split('&').find_map(|pair| pair.strip_prefix("mode="))
+}
+
 /// Checks the path before SQLite sees it (so errors say what is wrong, in words), and creates
-/// a missing database file with mode 0600: order metadata says what a bot trades.
-fn prepare_file(path: &Path, create: bool) -> Result<(), SqliteError> {
+/// a missing database file with mode 0600: order metadata says what a bot trades. Returns
+/// whether it created the file.
+fn prepare_file(path: &Path, create: bool) -> Result<bool, SqliteError> {
     match std::fs::metadata(path) {
         Ok(meta) if meta.is_dir() => {
             return Err(SqliteError::IsADirectory {
@@ -356,7 +387,7 @@ fn prepare_file(path: &Path, create: bool) -> Result<(), SqliteError> {
                 .read(true)
                 .write(true)
                 .open(path)
-                .map(drop)
+                .map(|_| false)
                 .map_err(|e| SqliteError::NotWritable {
                     path: path.to_owned(),
                     source: e,
@@ -408,9 +439,9 @@ fn prepare_file(path: &Path, create: bool) -> Result<(), SqliteError> {
     {
         // SQLite treats an empty file as an empty database; the -wal and -shm files it
         // creates later copy this file's permissions.
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(true),
         // Another process created it in the meantime: fine, it is a database (or will be).
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(SqliteError::Create {
             path: path.to_owned(),
             source: e,
@@ -508,6 +539,18 @@ mod tests {
         ] {
             let (_, driver_url) = SqliteStoreOptions::from_url(url).expect(url);
             assert_eq!(driver_url, url);
+        }
+    }
+
+    #[test]
+    fn the_mode_parameter_is_read() {
+        for (url, mode) in [
+            ("sqlite:orders.db?mode=rw", Some("rw")),
+            ("sqlite:orders.db?cache=shared&mode=rwc", Some("rwc")),
+            ("sqlite:orders.db", None),
+            ("sqlite:orders.db?cache=shared", None),
+        ] {
+            assert_eq!(url_mode(url), mode, "{url}");
         }
     }
 

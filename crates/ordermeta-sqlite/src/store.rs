@@ -49,6 +49,8 @@ pub struct SqliteStore {
     /// Held by every write: one writer per process at a time, served in order.
     write_lock: Arc<Mutex<()>>,
     path: Option<PathBuf>,
+    created: bool,
+    in_memory: bool,
     deadlines: Deadlines,
 }
 
@@ -66,8 +68,22 @@ impl SqliteStore {
             reader,
             write_lock: Arc::default(),
             path,
+            created: false,
+            in_memory: false,
             deadlines,
         }
+    }
+
+    /// Marks the store as one whose file was created when it was opened.
+    pub(crate) fn with_created(mut self, created: bool) -> Self {
+        self.created = created;
+        self
+    }
+
+    /// Marks the store as a private in-memory database.
+    pub(crate) fn with_in_memory(mut self) -> Self {
+        self.in_memory = true;
+        self
     }
 
     /// The pool the store writes through. Use it for your own statements on the same database
@@ -83,9 +99,18 @@ impl SqliteStore {
         &self.reader
     }
 
-    /// The database file, when the store opened one itself.
+    /// The database file, when the store opened one itself: an absolute path (a relative one
+    /// given was resolved from the working directory of the time).
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
+    }
+
+    /// Whether opening this store created its database file (it did not exist). A bot that
+    /// expects its earlier orders and gets a new store is looking in the wrong place (another
+    /// working directory, a typo): check this, or open with `mode=rw` to make a missing file
+    /// an error. Opening logs a warning naming the absolute path in that case too.
+    pub fn created(&self) -> bool {
+        self.created
     }
 
     /// The deadline of every call
@@ -541,5 +566,18 @@ impl MetadataStore for SqliteStore {
             Ok(())
         };
         self.deadlines.run("health", check).await
+    }
+
+    /// `sqlite <absolute path>` (with `, created empty when opened` for a new file),
+    /// `sqlite in-memory` or `sqlite (an existing pool)`.
+    fn description(&self) -> Option<String> {
+        Some(match &self.path {
+            Some(path) if self.created => {
+                format!("sqlite {}, created empty when opened", path.display())
+            }
+            Some(path) => format!("sqlite {}", path.display()),
+            None if self.in_memory => "sqlite in-memory (this process only)".to_owned(),
+            None => "sqlite (an existing pool)".to_owned(),
+        })
     }
 }

@@ -7,7 +7,9 @@
 //! orders, `backfill` the fail-open write-behind; `retry` is the cancels' bounded backoff;
 //! `metrics` names and emits the counters all of them share; `lookup` finds and cancels
 //! orders by the bot's own names (client id, label) and applies the client-id reuse policy;
-//! `resolve` asks the indexer what became of an order instead of guessing.
+//! `resolve` asks the indexer what became of an order instead of guessing; `clock` reads the
+//! chain's clock and good-til values for a bot, `simple` the short ways in (`connect`,
+//! `place`).
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -27,6 +29,7 @@ use crate::recording::RecordingSwitch;
 mod backfill;
 mod cancel;
 mod cancel_all;
+mod clock;
 mod confirm;
 mod lookup;
 mod metrics;
@@ -35,18 +38,21 @@ mod recovery;
 mod resolve;
 mod retry;
 mod rollout;
+mod simple;
 #[cfg(test)]
 mod tests;
 mod unrecorded;
 
 pub use cancel::{CancelPath, Cancelled};
 pub use cancel_all::{CancelAllReport, CancelScope, MAX_BATCH_CANCEL_IDS};
+pub use clock::{ChainTime, GoodTilError, STATEFUL_ORDER_TIME_WINDOW};
 pub use confirm::{ConfirmReport, ConfirmSettings};
 pub use lookup::{ClientIdReuse, PlaceOptions};
 pub use place::{OrderDetails, Placed, RecordOutcome};
 pub use recovery::ReconcileReport;
 pub use retry::CancelRetry;
 pub use rollout::{Backfill, FailurePolicy, RolloutStats};
+pub use simple::ConnectError;
 
 use confirm::Confirmations;
 use rollout::Rollout;
@@ -137,7 +143,9 @@ impl std::fmt::Debug for OrderMetaClient {
 }
 
 impl OrderMetaClient {
-    /// A client over a gateway and a store, with a new claim token.
+    /// A client over a gateway and a store, with a new claim token. Errors name the store as
+    /// it describes itself ([`MetadataStore::description`]); see
+    /// [`describe_store`](Self::describe_store) to name it otherwise.
     pub fn new(
         gateway: Arc<dyn OrderGateway>,
         store: Arc<dyn MetadataStore>,
@@ -146,6 +154,7 @@ impl OrderMetaClient {
     ) -> Self {
         let limiter = RateLimiter::direct(Quota::per_second(settings.cancel_rate_per_second));
         let claim_token = new_claim_token(&gateway.signer());
+        let store_description = store.description();
         OrderMetaClient {
             gateway,
             store,
@@ -154,7 +163,7 @@ impl OrderMetaClient {
             limiter,
             claim_token,
             rollout: Arc::default(),
-            store_description: None,
+            store_description,
             confirmations: Confirmations::default(),
             indexer: None,
         }
@@ -162,13 +171,15 @@ impl OrderMetaClient {
 
     /// Names the store for people: [`MetadataNotFound`](crate::CancelError::MetadataNotFound)
     /// then says where the record was looked for (e.g. `"postgres bots-db, schema bot_1"`).
-    /// Never put credentials in it.
+    /// Replaces the store's own [description](MetadataStore::description), which the client
+    /// uses by default. Never put credentials in it.
     pub fn describe_store(mut self, description: impl Into<String>) -> Self {
         self.store_description = Some(description.into());
         self
     }
 
-    /// The store's description, if [`describe_store`](Self::describe_store) gave one.
+    /// The store's description: [`describe_store`](Self::describe_store)'s, else the store's
+    /// own ([`MetadataStore::description`]), if it gives one.
     pub fn store_description(&self) -> Option<&str> {
         self.store_description.as_deref()
     }

@@ -65,7 +65,9 @@ pub enum RecordOutcome {
 
 impl OrderMetaClient {
     /// Places `order` (as built by `dydx::node::OrderBuilder`) and records its metadata
-    /// **before** broadcasting it.
+    /// **before** broadcasting it. [`place`](Self::place) reads the details from the order;
+    /// here the caller gives them, and a side or type the order contradicts is
+    /// [`PlaceError::Details`] (nothing recorded or sent).
     ///
     /// An order the [rollout scope](crate::RolloutScope) admits: records `pending`; if that
     /// fails, nothing is broadcast ([`PlaceError::Storage`]) — unless the client is
@@ -135,6 +137,9 @@ impl OrderMetaClient {
             });
         }
         let stateful = id.is_stateful();
+        // Details that contradict the order would be recorded as if they were true (refused
+        // after the chain's own rules, below).
+        let contradiction = details.check_order(&order).err();
         let mut meta = OrderMetadata::new(
             NewOrder {
                 order_id: order_id.clone(),
@@ -160,6 +165,10 @@ impl OrderMetaClient {
             count_place("invalid");
             tracing::warn!(order_id, %error, "order refused before recording");
             return Err(PlaceError::Invalid { order_id, error });
+        }
+        if let Some(source) = contradiction {
+            count_place("invalid");
+            return Err(PlaceError::Details { order_id, source });
         }
         let reuse = options
             .client_id_reuse

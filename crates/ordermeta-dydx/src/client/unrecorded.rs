@@ -88,6 +88,19 @@ impl OrderMetaClient {
                 not_recorded: self.why_unrecorded(order_id, &id),
             });
         }
+        if self.why_unrecorded(order_id, &id).is_none() {
+            // In scope and not placed unrecorded by this client: it should have a record. A
+            // store opened in the wrong place (another working directory) looks like this.
+            tracing::warn!(
+                order_id,
+                store = self
+                    .store_description
+                    .as_deref()
+                    .unwrap_or("(not described)"),
+                "no record of the order in this store; cancelling from its id alone (if the \
+                 order was recorded, this client is looking in another store)"
+            );
+        }
         self.send_unrecorded(order_id, &id, good_til, CancelPath::OrderId)
             .await
     }

@@ -19,8 +19,8 @@ use ordermeta_core::{
 use crate::convert::{order_good_til, order_key, to_proto_order_id};
 use crate::gateway::{ChainClock, ChainError, GatewayError, MockOrderGateway, TxOutcome, codes};
 use crate::{
-    CancelErrorKind, CancelPath, CancelRetry, CancelScope, ChainSettings, OrderDetails,
-    OrderMetaClient, PlaceError, ReconcileReport, RecordingSwitch,
+    CancelErrorKind, CancelPath, CancelRetry, CancelScope, ChainSettings, DetailsError,
+    DetailsField, OrderDetails, OrderMetaClient, PlaceError, ReconcileReport, RecordingSwitch,
 };
 
 mod cancel;
@@ -137,10 +137,11 @@ fn built_order(id: &OrderId, good_til: Option<GoodTil>) -> Order {
     }
 }
 
+/// Details that agree with [`built_order`] (a buy, a limit order).
 fn details() -> OrderDetails {
     OrderDetails {
         symbol: "ETH-USD".into(),
-        side: Side::Sell,
+        side: Side::Buy,
         quantity: "0.5".into(),
         price: Some("3000.25".into()),
         order_type: OrderType::Limit,

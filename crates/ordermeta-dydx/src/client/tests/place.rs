@@ -154,3 +154,43 @@ async fn place_invalid_orders_touch_nothing() {
     assert!(matches!(no_id, Err(PlaceError::InvalidOrder { .. })));
     assert!(store.inner.is_empty());
 }
+
+#[cfg(feature = "recording")]
+#[tokio::test]
+async fn details_that_contradict_the_order_touch_nothing() {
+    let store = Arc::new(FlakyStore::default());
+    let mut gw = gateway();
+    gw.expect_place().times(0);
+    let c = client(gw, store.clone());
+    let order = built_order(&oid(8, 0), Some(GoodTil::Block(120)));
+    let sell = OrderDetails {
+        side: Side::Sell,
+        ..details()
+    };
+    match c.place_order(order.clone(), sell).await {
+        Err(PlaceError::Details { order_id, source }) => {
+            assert_eq!(order_id, format!("{ME}/0/1/0/8@b120"));
+            assert!(
+                matches!(
+                    source,
+                    DetailsError::Disagree {
+                        field: DetailsField::Side,
+                        ..
+                    }
+                ),
+                "{source:?}"
+            );
+        }
+        other => panic!("expected Details, got {other:?}"),
+    }
+    // A limit order (no immediate-or-cancel) is not a market order.
+    let market = OrderDetails {
+        order_type: OrderType::Market,
+        ..details()
+    };
+    assert!(matches!(
+        c.place_order(order, market).await,
+        Err(PlaceError::Details { .. })
+    ));
+    assert!(store.inner.is_empty(), "nothing recorded");
+}

@@ -273,3 +273,35 @@ async fn cancel_exact_sends_exactly_what_it_is_given_without_the_store() {
         .expect_err("not ours");
     assert_eq!(err.kind(), CancelErrorKind::NotOwner);
 }
+
+/// Without `describe_store`, the client names the store as the store describes itself: a
+/// bot looking in the wrong store reads where it looked.
+#[cfg(feature = "recording")]
+#[tokio::test]
+async fn metadata_not_found_names_the_store_by_its_own_description() {
+    let mut gw = gateway();
+    gw.expect_cancel().times(0);
+    let store = Arc::new(MemoryStore::new());
+    let c = OrderMetaClient::new(
+        Arc::new(gw),
+        store.clone(),
+        RecordingSwitch::new(true),
+        ChainSettings {
+            cancel_from_id: false,
+            ..settings()
+        },
+    );
+    let own = store
+        .description()
+        .expect("the memory store describes itself");
+    assert_eq!(c.store_description(), Some(own.as_str()));
+    let id = order_key(&oid(9, 0), GoodTil::Block(120));
+    match c.cancel_order(&id).await {
+        Err(CancelError::MetadataNotFound { store, .. }) => {
+            assert_eq!(store.as_deref(), Some(own.as_str()));
+        }
+        other => panic!("expected MetadataNotFound, got {other:?}"),
+    }
+    let text = c.cancel_order(&id).await.expect_err("again").to_string();
+    assert!(text.contains(&own), "{text}");
+}
