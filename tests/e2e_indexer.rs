@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use common::{Chain, details};
+use common::{Chain, details, sell_details};
 use futures::StreamExt;
 use ordermeta::dydx::{
     CancelErrorKind, DydxIndexer, FeedEvent, FeedStream, IndexerApi, IndexerClock, IndexerError,
@@ -389,7 +389,7 @@ where
 
     let placed = s
         .client
-        .place_order(s.chain.long_term(0, 202, 3600), details())
+        .place_order(s.chain.long_term(0, 202, 3600), sell_details())
         .await
         .expect("place long-term");
     s.chain.sim.advance_blocks(1);
