@@ -206,6 +206,7 @@ mod options;
 mod row;
 mod sql;
 mod store;
+mod wal;
 
 pub use error::SqliteError;
 pub use migrate::MIGRATIONS_TABLE;

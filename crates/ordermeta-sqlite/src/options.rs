@@ -16,6 +16,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteSy
 
 use crate::error::{SqliteError, is_busy};
 use crate::store::SqliteStore;
+use crate::wal::Checkpointer;
 use ordermeta_core::backend::Deadlines;
 
 /// The URL schemes of this store (a plain file path, without a scheme, is an SQLite store
@@ -254,7 +255,13 @@ impl SqliteStoreOptions {
             .synchronous(self.synchronous.into())
             // After a checkpoint the WAL restarts from its beginning; this truncates the file
             // back to 64 MiB then, so one bulk expire or purge does not leave it huge for ever.
-            .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string());
+            .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string())
+            // Checkpoints run in the background and after bulk batches, not inside a commit
+            // someone waits for (see `wal`); the automatic one only as a safety net.
+            .pragma(
+                "wal_autocheckpoint",
+                crate::wal::AUTOCHECKPOINT_PAGES.to_string(),
+            );
 
         // One writer at a time per process (the store's write lock): in-process writers queue
         // for it in order instead of meeting SQLITE_BUSY, and busy_timeout only arbitrates
@@ -269,15 +276,16 @@ impl SqliteStoreOptions {
         crate::migrate::run(&writer).await?;
         let reader = self
             .pool_options(self.max_read_connections)
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await
             .map_err(open_err)?;
-        Ok(SqliteStore::new(
-            writer,
-            reader,
-            Some(path),
-            self.deadlines(),
-        ))
+        let checkpointer = Checkpointer::start(opts, self.pool_options(1), self.operation_timeout)
+            .await
+            .map_err(open_err)?;
+        Ok(
+            SqliteStore::new(writer, reader, Some(path), self.deadlines())
+                .with_checkpointer(checkpointer),
+        )
     }
 
     /// Uses an existing pool for reads and writes, after applying the migrations.
