@@ -295,7 +295,9 @@ impl SqliteStoreOptions {
     /// concurrency the [crate docs](crate#concurrency) describe. The store's writes still
     /// take its write lock, and multi-statement writes still use `BEGIN IMMEDIATE`. The
     /// operation deadline applies to the migrations and to every call; keep the pool's
-    /// `busy_timeout` below it (see [`busy_timeout`](Self::busy_timeout)).
+    /// `busy_timeout` below it (see [`busy_timeout`](Self::busy_timeout)). The store does not
+    /// checkpoint in the background for such a pool (its `wal_autocheckpoint` applies), only
+    /// after the batches of its bulk work (see [Concurrency](crate#concurrency)).
     pub async fn with_pool(self, pool: SqlitePool) -> Result<SqliteStore, StoreError> {
         let deadlines = self.deadlines();
         with_deadline("open", deadlines.operation, async {

@@ -468,8 +468,9 @@ impl MetadataStore for SqliteStore {
     /// harmless, and the next sweep does it.
     ///
     /// In batches of [`EXPIRE_BATCH_SIZE`], each its own short write under its own deadline
-    /// (like `purge`): another process's `record` waits for one batch at most, never for the
-    /// whole sweep. A due order whose version cannot be bumped is left (and logged).
+    /// (like `purge`), then a checkpoint of what it wrote (its own deadline) and a pause:
+    /// another process's `record` waits for one batch at most, never for the whole sweep nor
+    /// for a checkpoint. A due order whose version cannot be bumped is left (and logged).
     async fn expire(&self, req: &ExpireRequest) -> Result<u64, StoreError> {
         let at = to_micros(truncate_micros(req.at));
         let entry = req
@@ -504,9 +505,9 @@ impl MetadataStore for SqliteStore {
         Ok(total)
     }
 
-    /// In batches, each its own short write under its own deadline: a purge of millions of
-    /// rows must not hold the write lock for seconds while other processes wait on
-    /// busy_timeout, and keeps going as long as its batches do.
+    /// In batches of [`PURGE_BATCH_SIZE`], like `expire`: a purge of millions of rows must not
+    /// hold the write lock for seconds while other processes wait on busy_timeout, and keeps
+    /// going as long as its batches do.
     async fn purge(&self, older_than: DateTime<Utc>) -> Result<u64, StoreError> {
         // `updated_at < older_than` on whole microseconds: round a sub-µs cut-off up.
         let cut = to_micros(older_than)
