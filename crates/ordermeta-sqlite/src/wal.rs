@@ -104,9 +104,19 @@ impl Checkpointer {
         pool: SqlitePoolOptions,
         deadline: Duration,
     ) -> Result<Arc<Self>, sqlx::Error> {
+        // Connected like the store's other connections (a pragma of `opts` may have to wait),
+        // then without a busy timeout: nothing this connection does waits for a lock.
         let pool = pool
             .max_connections(1)
-            .connect_with(opts.busy_timeout(Duration::ZERO))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::query("PRAGMA busy_timeout = 0")
+                        .execute(conn)
+                        .await
+                        .map(drop)
+                })
+            })
+            .connect_with(opts)
             .await?;
         let background = pool.clone();
         let task = tokio::spawn(async move {
@@ -179,6 +189,67 @@ pub(crate) fn bulk_pause(held: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sqlx::sqlite::SqliteJournalMode;
+
+    /// The WAL's size in pages, as a `PASSIVE` checkpoint on `pool` reports it.
+    async fn wal_pages(pool: &SqlitePool) -> i64 {
+        let (_, pages, _) = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(pool)
+            .await
+            .expect("checkpoint");
+        pages
+    }
+
+    #[tokio::test]
+    async fn the_checkpoint_connection_never_waits_and_restarts_a_large_wal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = SqliteConnectOptions::new()
+            .filename(dir.path().join("wal.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(5))
+            .pragma("wal_autocheckpoint", "0");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await
+            .expect("writer");
+        let checkpointer =
+            Checkpointer::start(opts, SqlitePoolOptions::new(), Duration::from_secs(5))
+                .await
+                .expect("checkpointer");
+        let timeout: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+            .fetch_one(&checkpointer.pool)
+            .await
+            .expect("busy_timeout");
+        assert_eq!(timeout, 0, "the checkpoint connection waits for no lock");
+
+        // Well past RESTART_AT_PAGES of WAL, written with automatic checkpoints off.
+        sqlx::query("CREATE TABLE t (v BLOB)")
+            .execute(&writer)
+            .await
+            .expect("create");
+        for _ in 0..30 {
+            sqlx::query(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100) \
+                 INSERT INTO t SELECT randomblob(4000) FROM n",
+            )
+            .execute(&writer)
+            .await
+            .expect("insert");
+        }
+        assert!(wal_pages(&writer).await >= RESTART_AT_PAGES);
+        checkpointer.checkpoint("test").await;
+        // The next write starts the WAL over from its beginning.
+        sqlx::query("INSERT INTO t VALUES (x'00')")
+            .execute(&writer)
+            .await
+            .expect("insert after");
+        let pages = wal_pages(&writer).await;
+        assert!(pages < 10, "the WAL was restarted: {pages} pages");
+        checkpointer.close().await;
+        writer.close().await;
+    }
 
     #[test]
     fn the_pause_outlasts_the_sleep_of_a_process_that_waited_during_the_batch() {
