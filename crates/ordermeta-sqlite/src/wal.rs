@@ -201,7 +201,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_checkpoint_connection_never_waits_and_restarts_a_large_wal() {
+    async fn the_checkpoint_connection_never_waits_and_lets_the_wal_start_over() {
         let dir = tempfile::tempdir().expect("tempdir");
         let opts = SqliteConnectOptions::new()
             .filename(dir.path().join("wal.db"))
@@ -224,7 +224,8 @@ mod tests {
             .expect("busy_timeout");
         assert_eq!(timeout, 0, "the checkpoint connection waits for no lock");
 
-        // Well past RESTART_AT_PAGES of WAL, written with automatic checkpoints off.
+        // Well past RESTART_AT_PAGES of WAL, written with automatic checkpoints off: only the
+        // checkpointer copies it back.
         sqlx::query("CREATE TABLE t (v BLOB)")
             .execute(&writer)
             .await
