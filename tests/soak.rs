@@ -1,45 +1,57 @@
-//! The fault-injection soak: the full place → cancel lifecycle from several tasks and two OS
-//! processes, through [`FaultProxy`]s in front of the node simulator, PostgreSQL and Redis,
-//! while a seeded fault task injects latency, dropped connections, resets mid-reply and
-//! blackholes at random. Then the faults stop, the recovery `Supervisor` and `confirm_all`
-//! run until every order is settled (bounded), and the soak checks against the simulator's
-//! message log: no record left open, none cancelled twice, none lost, every terminal status
-//! consistent with what the node saw.
+//! The fault-injection soak: the full place → cancel lifecycle of short-term and stateful
+//! orders from several tasks and two OS processes, through [`FaultProxy`]s in front of the
+//! node simulator, PostgreSQL and Redis, while a seeded fault task injects latency, dropped
+//! connections, resets mid-reply and blackholes at random — and while crashing children
+//! (this test binary re-run) are SIGKILLed one after another at every point of an order's
+//! life: after `pending` is written, after the broadcast, after the cancel claim, after the
+//! cancel broadcast. A recovery [`Supervisor`] runs beside the lifecycle all along.
+//!
+//! Then the faults stop, recovery rounds run until nothing is `pending` or `cancelling`,
+//! the chain's clock jumps past every good-til and the last rounds expire what is left
+//! (bounded). The soak checks every record against the simulator's message log and book: no
+//! record left open, none cancelled twice, none lost, every terminal status consistent with
+//! what the node saw. It prints what it injected, what it checked, and how often each
+//! recovery path ran — old `pending` records reconciled, stale claims re-driven, stateful
+//! txs confirmed after their block… — and fails if one of them never ran.
 //!
 //! PostgreSQL and Redis run side by side in the same window (each with its own account,
-//! schema / namespace and child process). SQLite is a local file: no network to fault.
+//! schema / namespace and child processes). SQLite is a local file: no network to fault.
 //!
-//! Duration: `ORDERMETA_SOAK_SECS` (default 60; `scripts/soak.sh` runs 600). Seed:
-//! `ORDERMETA_SOAK_SEED` (default: the clock; always printed).
+//! Duration: `ORDERMETA_SOAK_SECS` (default 60; `scripts/soak.sh` runs 600), plus about
+//! 20 s of recovery and checks. Seed: `ORDERMETA_SOAK_SEED` (default: the clock; always
+//! printed).
 
 #[macro_use]
 mod common;
+mod soak_support;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{Chain, MNEMONIC, details, dydx_proto, market};
-use dydx::indexer::{ClientId, Height};
-use dydx::node::{OrderBuilder, OrderSide, Wallet};
-use ordermeta::dydx::{
-    ChainSettings, DydxGateway, OrderGateway, OrderMetaClient, RecordingSwitch, Supervisor,
-    SupervisorConfig,
-};
-use ordermeta::dydx_sim::{MsgKind, OrderStatus as SimStatus};
-use ordermeta::postgres::{PgStore, sqlx};
-use ordermeta::redis::RedisStore;
-use ordermeta::{ListQuery, MetadataStore, OrderMetadata, OrderStatus};
+use dydx::node::Wallet;
+use ordermeta::dydx::{OrderMetaClient, Supervisor, SupervisorConfig};
+use ordermeta::dydx_sim::{BlockClock, RateLimit, RateLimits, SimConfig, SimNode};
+use ordermeta::{MetadataStore, OrderStatus};
 use ordermeta_testkit::child::{self, Child};
 use ordermeta_testkit::net::{FaultProxy, ProxyMode};
 use ordermeta_testkit::{database_url, redis_url, unique_name};
 
+use common::{Chain, MNEMONIC};
+use soak_support::check::{Paths, check, cleanup, key, list_all, open_count};
+use soak_support::crash::{self, CRASH_GOOD_FOR};
+use soak_support::{Kind, Rng, STATEFUL_FOR, Tally, client, lifecycle, open, through};
+
 const CHILD_ENV: &str = "ORDERMETA_SOAK_CHILD";
-const TASKS: u32 = 3;
-/// Short-term orders are good for this many blocks; blocks advance every [`BLOCK`].
-const GOOD_FOR: u32 = 20;
+/// A block every this long; block times follow the wall clock (as timestamp nonces need).
 const BLOCK: Duration = Duration::from_millis(500);
+/// The supervisor beside the lifecycle settles `pending` records this old: above one whole
+/// placement still in flight (the `pending` write's deadline, the broadcast's, and more), so
+/// that it never cancels one from under its placer.
+const PENDING_AFTER: Duration = Duration::from_secs(15);
+/// Bound of each recovery phase after the soak.
+const SETTLE_WITHIN: Duration = Duration::from_secs(60);
 
 fn soak_secs() -> u64 {
     std::env::var("ORDERMETA_SOAK_SECS")
@@ -48,225 +60,91 @@ fn soak_secs() -> u64 {
         .unwrap_or(60)
 }
 
-/// A tiny seeded generator (xorshift64*): the soak's faults are reproducible from the seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Kind {
-    Postgres,
-    Redis,
-}
-
-/// `url` with its host:port replaced by the proxy's; and the upstream address.
-async fn through(url: &str, proxy: Option<&FaultProxy>) -> (SocketAddr, String) {
-    let start = url.find("://").map_or(0, |i| i + 3);
-    let rest = &url[start..];
-    let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let auth = &rest[..auth_end];
-    let host_at = auth.rfind('@').map_or(0, |i| i + 1);
-    let hostport = &auth[host_at..];
-    let upstream = tokio::net::lookup_host(hostport)
-        .await
-        .expect("resolve the server")
-        .next()
-        .expect("an address");
-    let url = match proxy {
-        Some(p) => format!(
-            "{}{}{}",
-            &url[..start + host_at],
-            p.addr(),
-            &rest[auth_end..]
-        ),
-        None => url.to_owned(),
+/// The lifecycle child (payload: `lifecycle`, node endpoint, store kind, store URL, schema or
+/// namespace, account, first client id, end of the window in unix ms): the lifecycle until
+/// the end of the window, confirming its stateful txs as it goes and at the end.
+async fn lifecycle_child(p: &[&str]) {
+    let [_, endpoint, kind, url, name, account, base, end_ms] = p[..] else {
+        panic!("bad lifecycle payload {p:?}");
     };
-    (upstream, url)
-}
-
-/// Opens the store through a faulty proxy: a process starting during a fault retries, as an
-/// operator's would (bounded).
-async fn open(kind: Kind, url: &str, name: &str) -> Arc<dyn MetadataStore> {
-    retry("open the store", || async {
-        let s: Arc<dyn MetadataStore> = match kind {
-            Kind::Postgres => Arc::new(
-                PgStore::options()
-                    .schema(name)
-                    .max_connections(4)
-                    .connect(url)
-                    .await
-                    .map_err(|e| e.to_string())?,
-            ),
-            Kind::Redis => Arc::new(
-                RedisStore::options()
-                    .namespace(name)
-                    .connect(url)
-                    .await
-                    .map_err(|e| e.to_string())?,
-            ),
-        };
-        Ok(s)
-    })
-    .await
-}
-
-/// Runs `f` until it succeeds, at most 40 times 0.5 s apart.
-async fn retry<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
-{
-    let mut last = String::new();
-    for _ in 0..40 {
-        match f().await {
-            Ok(v) => return v,
-            Err(e) => last = e,
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    panic!("{what}: still failing after 40 attempts: {last}");
-}
-
-async fn client(
-    endpoint: String,
-    store: Arc<dyn MetadataStore>,
-    account: u32,
-) -> (Arc<OrderMetaClient>, Arc<DydxGateway>) {
-    let wallet = Wallet::from_mnemonic(MNEMONIC).expect("wallet");
-    let gateway = retry("connect to the simulator", || async {
-        DydxGateway::connect(Chain::node_config_for(endpoint.clone()), &wallet, account)
-            .await
-            .map_err(|e| e.to_string())
-    })
-    .await;
-    let gateway = Arc::new(gateway);
-    let settings = ChainSettings {
-        // A claim left behind by a fault becomes re-claimable quickly.
-        claim_lease: Duration::from_secs(3),
-        ..ChainSettings::default()
-    };
-    let c = OrderMetaClient::new(gateway.clone(), store, RecordingSwitch::new(true), settings);
-    (Arc::new(c), gateway)
-}
-
-/// What the lifecycle tasks of one process did.
-#[derive(Default, Debug, Clone, Copy)]
-struct Tally {
-    placed: u64,
-    place_failed: u64,
-    cancelled: u64,
-    cancel_failed: u64,
-}
-
-/// Places and cancels short-term orders until `until`, `TASKS` tasks at once; errors are
-/// expected (faults) and counted.
-async fn lifecycle(
-    client: Arc<OrderMetaClient>,
-    gateway: Arc<DydxGateway>,
-    account: u32,
-    base: u32,
-    until: Instant,
-) -> Tally {
-    let wallet = Arc::new(Wallet::from_mnemonic(MNEMONIC).expect("wallet"));
-    let mut tasks = Vec::new();
-    for t in 0..TASKS {
-        let (client, gateway, wallet) = (client.clone(), gateway.clone(), wallet.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut tally = Tally::default();
-            let mut i = 0u32;
-            while Instant::now() < until {
-                i += 1;
-                let Ok(clock) = gateway.clock().await else {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                };
-                let sub = wallet
-                    .account_offline(account)
-                    .expect("account")
-                    .subaccount(0)
-                    .expect("sub");
-                let (_, order) = OrderBuilder::new(market(), sub)
-                    .limit(OrderSide::Buy, 50_000, 1)
-                    .until(Height(clock.height + GOOD_FOR))
-                    .build(ClientId(base + t * 100_000 + i))
-                    .expect("build order");
-                match client.place_order(order, details()).await {
-                    Ok(placed) => {
-                        tally.placed += 1;
-                        match client.cancel_order(&placed.order_id).await {
-                            Ok(_) => tally.cancelled += 1,
-                            Err(_) => tally.cancel_failed += 1,
-                        }
-                    }
-                    Err(_) => tally.place_failed += 1,
-                }
+    let account: u32 = account.parse().expect("account");
+    let base: u32 = base.parse().expect("base");
+    let end_ms: u64 = end_ms.parse().expect("end");
+    let until = Instant::now() + Duration::from_millis(end_ms.saturating_sub(unix_ms()));
+    let store = open(Kind::parse(kind), url, name).await;
+    let (c, gw) = client(endpoint, store, account, 1).await;
+    let confirmed = Arc::new(AtomicU64::new(0));
+    let confirming = {
+        let (c, confirmed) = (c.clone(), confirmed.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let r = c.confirm_outstanding().await;
+                confirmed.fetch_add(r.confirmed as u64, Ordering::Relaxed);
             }
-            tally
-        }));
-    }
-    let mut all = Tally::default();
-    for t in tasks {
-        let x = t.await.expect("join");
-        all.placed += x.placed;
-        all.place_failed += x.place_failed;
-        all.cancelled += x.cancelled;
-        all.cancel_failed += x.cancel_failed;
-    }
-    all
+        })
+    };
+    let t = lifecycle(c.clone(), gw, account, base, until).await;
+    confirming.abort();
+    let last = c.confirm_all(Duration::from_secs(12)).await;
+    println!("TALLY={}", t.to_line());
+    println!(
+        "CONFIRMED={}",
+        confirmed.load(Ordering::Relaxed) + last.confirmed as u64
+    );
+}
+
+/// One store's run: its schema or namespace, the handle and client of this process, and what
+/// it reached.
+struct Run {
+    kind: Kind,
+    name: String,
+    url: String,
+    store: Arc<dyn MetadataStore>,
+    client: Arc<OrderMetaClient>,
+    owner: String,
+    paths: Paths,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn soak() {
     if let Some(spec) = child::payload(CHILD_ENV) {
         let p: Vec<&str> = spec.lines().collect();
-        let kind = if p[1] == "postgres" {
-            Kind::Postgres
-        } else {
-            Kind::Redis
+        return match p.first() {
+            Some(&"crash") => crash::child(&p).await,
+            _ => lifecycle_child(&p).await,
         };
-        let store = open(kind, p[2], p[3]).await;
-        let account: u32 = p[4].parse().expect("account");
-        let base: u32 = p[5].parse().expect("base");
-        let secs: u64 = p[6].parse().expect("secs");
-        let (c, gw) = client(p[0].to_owned(), store, account).await;
-        let t = lifecycle(
-            c,
-            gw,
-            account,
-            base,
-            Instant::now() + Duration::from_secs(secs),
-        )
-        .await;
-        println!(
-            "TALLY={} {} {} {}",
-            t.placed, t.place_failed, t.cancelled, t.cancel_failed
-        );
-        return;
     }
 
     let secs = soak_secs();
     let seed = std::env::var("ORDERMETA_SOAK_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-                | 1
-        });
+        .unwrap_or_else(|| unix_ms().wrapping_mul(1_000_003) | 1);
     println!("soak: {secs} s, seed {seed} (ORDERMETA_SOAK_SEED={seed} replays the faults)");
 
-    let chain = Arc::new(Chain::start().await);
+    // Wall-clock block times for timestamp nonces (several processes sign stateful txs for
+    // one account); stateful placements limited per block as on chain, without the chain's
+    // 20 per 100 blocks, which would allow a few dozen in the whole soak.
+    let config = SimConfig::default()
+        .with_mnemonic(MNEMONIC, 2)
+        .with_block_clock(BlockClock::WallClock)
+        .with_rate_limits(RateLimits {
+            stateful: vec![RateLimit {
+                num_blocks: 1,
+                limit: 4,
+            }],
+            ..RateLimits::default()
+        });
+    let sim = SimNode::start(config).await.expect("start simulator");
+    let wallet = Wallet::from_mnemonic(MNEMONIC).expect("wallet");
+    let chain = Arc::new(Chain { sim, wallet });
     let node = Arc::new(FaultProxy::start(chain.sim.local_addr()).await);
     let endpoint = format!("http://{}", node.addr());
     let (pg_up, _) = through(&database_url(), None).await;
@@ -279,7 +157,6 @@ async fn soak() {
         ("redis", redis.clone()),
     ];
 
-    // Blocks advance on their own, so short-term orders expire during the soak.
     let ticking = chain.clone();
     let ticker = tokio::spawn(async move {
         loop {
@@ -288,14 +165,19 @@ async fn soak() {
         }
     });
 
-    // The fault task: every 0.3–1 s one fault on one proxy; the previous mode is undone.
+    // The fault task: every 0.3–1 s one fault on one proxy (the previous latency is undone),
+    // until the end of the window; then every proxy heals.
+    let until = Instant::now() + Duration::from_secs(secs);
+    let until_ms = unix_ms() + secs * 1_000;
     let fault_proxies = proxies.clone();
-    let fault_log: Arc<std::sync::Mutex<HashMap<String, u64>>> = Arc::default();
-    let log = fault_log.clone();
     let faults = tokio::spawn(async move {
         let mut rng = Rng(seed);
+        let mut log: HashMap<String, u64> = HashMap::new();
         loop {
             tokio::time::sleep(Duration::from_millis(300 + rng.below(700))).await;
+            if Instant::now() >= until {
+                break;
+            }
             let (name, p) = &fault_proxies[rng.below(3) as usize];
             for (_, q) in &fault_proxies {
                 if matches!(q.mode(), ProxyMode::Latency(_)) {
@@ -322,55 +204,71 @@ async fn soak() {
                     "blackhole"
                 }
             };
-            *log.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .entry(format!("{name}/{what}"))
-                .or_default() += 1;
+            *log.entry(format!("{name}/{what}")).or_default() += 1;
         }
+        for (_, p) in &fault_proxies {
+            p.heal();
+        }
+        log
     });
 
-    let until = Instant::now() + Duration::from_secs(secs);
-    let runs = [
-        (Kind::Postgres, pg.clone(), database_url(), 0u32),
-        (Kind::Redis, redis.clone(), redis_url(), 1u32),
-    ];
     let run = |(kind, proxy, url, account): (Kind, Arc<FaultProxy>, String, u32)| {
-        let endpoint = endpoint.clone();
+        let (endpoint, chain) = (endpoint.clone(), chain.clone());
         async move {
             let name = unique_name("soak");
-            let (_, via) = through(&url, Some(&proxy)).await;
+            let (_, via) = through(&url, Some(proxy.addr())).await;
             let store = open(kind, &via, &name).await;
-            let (c, gw) = client(endpoint.clone(), store.clone(), account).await;
-            let label = if kind == Kind::Postgres {
-                "postgres"
-            } else {
-                "redis"
-            };
-            let spec = format!("{endpoint}\n{label}\n{via}\n{name}\n{account}\n1000000\n{secs}");
+            let (c, gw) = client(&endpoint, store.clone(), account, 0).await;
+            let supervisor = Supervisor::spawn(
+                c.clone(),
+                SupervisorConfig {
+                    interval: Duration::from_secs(1),
+                    pending_after: PENDING_AFTER,
+                    ..SupervisorConfig::default()
+                },
+            );
+            let label = kind.label();
+            let spec = format!(
+                "lifecycle\n{endpoint}\n{label}\n{via}\n{name}\n{account}\n1000000\n{until_ms}"
+            );
             let kid = Child::spawn("soak", CHILD_ENV, &spec);
-            let here = lifecycle(c.clone(), gw, account, 0, until).await;
+            let (here, kills) = tokio::join!(
+                lifecycle(c.clone(), gw, account, 0, until),
+                crash::drive(kind, &endpoint, &via, &name, account, CHILD_ENV, until),
+            );
             let out = kid
                 .wait_success_async(Duration::from_secs(secs + 180))
                 .await;
-            let theirs: Vec<u64> = out
-                .value("TALLY")
-                .expect("child tally")
-                .split(' ')
-                .map(|v| v.parse().expect("count"))
-                .collect();
-            (kind, label, name, url, store, c, here, theirs)
+            let supervised = supervisor.stop().await;
+            let paths = Paths {
+                here,
+                child: Tally::from_line(out.value("TALLY").expect("child tally")),
+                child_confirmed: out.parsed("CONFIRMED"),
+                kills,
+                supervisor: supervised,
+                confirmed_after: 0,
+            };
+            Run {
+                kind,
+                name,
+                url,
+                store,
+                client: c,
+                owner: chain.address(account),
+                paths,
+            }
         }
     };
-    let [a, b] = runs;
-    let (a, b) = tokio::join!(run(a), run(b));
-    let results = [a, b];
+    let (a, b) = tokio::join!(
+        run((Kind::Postgres, pg.clone(), database_url(), 0)),
+        run((Kind::Redis, redis.clone(), redis_url(), 1)),
+    );
+    let mut runs = [a, b];
 
-    // Faults stop; everything heals; every short-term order runs out.
-    faults.abort();
-    let mut injected: Vec<_> = fault_log
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
+    let mut injected: Vec<_> = faults
+        .await
+        .expect("fault task")
+        .into_iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     injected.sort();
@@ -382,228 +280,84 @@ async fn soak() {
         p.heal();
         println!("soak: injected on {name}: {}", p.counts());
     }
+
+    // Recovery with blocks still coming: until nothing is pending or claimed.
+    let settle = SupervisorConfig {
+        pending_after: Duration::from_secs(1),
+        ..SupervisorConfig::default()
+    };
+    let rounds = recover(&mut runs, &settle, |all| {
+        all.iter()
+            .all(|m| !matches!(m.status, OrderStatus::Pending | OrderStatus::Cancelling))
+    })
+    .await;
+    println!("soak: nothing pending or claimed after {rounds} recovery rounds");
+
+    // The chain's clock passes every good-til: what is still active expires.
     ticker.abort();
-    chain.sim.advance_blocks(GOOD_FOR + 5);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let past = chain.sim.block_time() + STATEFUL_FOR + Duration::from_secs(10);
+    chain.sim.set_block_time(past).expect("move the block time");
+    chain.sim.advance_blocks(CRASH_GOOD_FOR + 5);
+    let rounds = recover(&mut runs, &settle, |all| open_count(all) == 0).await;
+    println!("soak: every record settled after {rounds} more rounds");
 
     let messages = chain.sim.messages();
-    let on_sim: HashMap<String, SimStatus> = chain
+    let on_sim: HashMap<String, _> = chain
         .sim
         .orders()
         .into_iter()
         .map(|o| (key(&o.order_id), o.status))
         .collect();
     let mut failures = Vec::new();
-    for (kind, label, name, url, store, c, here, theirs) in results {
+    for r in &runs {
+        let label = r.kind.label();
+        let (h, c) = (r.paths.here, r.paths.child);
         println!(
-            "soak[{label}]: this process placed {} (failed {}), cancelled {} (failed {}); \
-             the child placed {} (failed {}), cancelled {} (failed {})",
-            here.placed,
-            here.place_failed,
-            here.cancelled,
-            here.cancel_failed,
-            theirs[0],
-            theirs[1],
-            theirs[2],
-            theirs[3]
+            "soak[{label}]: this process placed {} ({} stateful; failed {}), cancelled {} ({} \
+             stateful; failed {}); the child placed {} ({} stateful; failed {}), cancelled {} \
+             ({} stateful; failed {})",
+            h.placed,
+            h.stateful_placed,
+            h.place_failed,
+            h.cancelled,
+            h.stateful_cancelled,
+            h.cancel_failed,
+            c.placed,
+            c.stateful_placed,
+            c.place_failed,
+            c.cancelled,
+            c.stateful_cancelled,
+            c.cancel_failed
         );
-        let config = SupervisorConfig {
-            pending_after: Duration::from_secs(1),
-            ..SupervisorConfig::default()
-        };
-        let owner = chain.address(if kind == Kind::Postgres { 0 } else { 1 });
-        let settle_by = Instant::now() + Duration::from_secs(120);
-        let mut rounds = 0;
-        let records = loop {
-            rounds += 1;
-            let report = Supervisor::run_once(&c, &config).await;
-            let confirmed = c.confirm_all(Duration::from_secs(5)).await;
-            let all = list_all(store.as_ref(), &owner).await;
-            let open = all
-                .iter()
-                .filter(|m| {
-                    matches!(
-                        m.status,
-                        OrderStatus::Pending | OrderStatus::Cancelling | OrderStatus::Active
-                    )
-                })
-                .count();
-            if open == 0 || Instant::now() > settle_by {
-                println!(
-                    "soak[{label}]: recovery settled in {rounds} rounds ({open} open); \
-                     last tick {report:?}; confirm {confirmed:?}"
-                );
-                break all;
-            }
-            tokio::time::sleep(Duration::from_millis(1500)).await;
-        };
-        failures.extend(check(label, &owner, &records, &messages, &on_sim));
-        cleanup(kind, &url, &name).await;
+        let records = list_all(r.store.as_ref(), &r.owner).await;
+        failures.extend(check(label, &r.owner, &records, &messages, &on_sim));
+        failures.extend(r.paths.report(label));
+        cleanup(r.kind, &r.url, &r.name).await;
     }
     assert!(failures.is_empty(), "soak found:\n{}", failures.join("\n"));
 }
 
-/// A chain order id keyed as core prints an `OrderId`: owner/subaccount/clob_pair/flags/client.
-fn key(id: &dydx_proto::dydxprotocol::clob::OrderId) -> String {
-    let sub = id.subaccount_id.as_ref();
-    format!(
-        "{}/{}/{}/{}/{}",
-        sub.map_or("", |s| s.owner.as_str()),
-        sub.map_or(0, |s| s.number),
-        id.clob_pair_id,
-        id.order_flags,
-        id.client_id
-    )
-}
-
-async fn list_all(store: &dyn MetadataStore, owner: &str) -> Vec<OrderMetadata> {
-    let mut out = Vec::new();
-    let mut after = None;
+/// Recovery rounds on every run — one supervisor tick and a confirmation pass each — until
+/// `done` holds for the records of each, or [`SETTLE_WITHIN`]; returns the rounds run.
+async fn recover(
+    runs: &mut [Run],
+    config: &SupervisorConfig,
+    done: impl Fn(&[ordermeta::OrderMetadata]) -> bool,
+) -> u32 {
+    let deadline = Instant::now() + SETTLE_WITHIN;
+    let mut rounds = 0;
     loop {
-        let page = store
-            .list(&ListQuery {
-                owner: Some(owner.to_owned()),
-                after: after.clone(),
-                limit: 500,
-                ..ListQuery::default()
-            })
-            .await
-            .expect("list");
-        assert!(
-            page.invalid.is_empty(),
-            "corrupt records: {:?}",
-            page.invalid
-        );
-        out.extend(page.items);
-        match page.next {
-            Some(n) => after = Some(n),
-            None => return out,
+        rounds += 1;
+        let mut all_done = true;
+        for r in runs.iter_mut() {
+            r.paths.supervisor += Supervisor::run_once(&r.client, config).await;
+            let confirmed = r.client.confirm_all(Duration::from_secs(3)).await;
+            r.paths.confirmed_after += confirmed.confirmed as u64;
+            all_done &= done(&list_all(r.store.as_ref(), &r.owner).await);
         }
-    }
-}
-
-/// The checks, against the simulator's log: returns what failed.
-fn check(
-    label: &str,
-    owner: &str,
-    records: &[OrderMetadata],
-    messages: &[ordermeta::dydx_sim::ReceivedMsg],
-    on_sim: &HashMap<String, SimStatus>,
-) -> Vec<String> {
-    type Pid = String;
-    let accepted = |m: &&ordermeta::dydx_sim::ReceivedMsg| matches!(m.final_result(), Some(Ok(())));
-    let mut placed: HashMap<Pid, usize> = HashMap::new();
-    let mut cancels: HashMap<Pid, usize> = HashMap::new();
-    for m in messages.iter().filter(accepted) {
-        match &m.kind {
-            MsgKind::PlaceOrder {
-                order_id: Some(id), ..
-            } if id.subaccount_id.as_ref().is_some_and(|s| s.owner == owner) => {
-                *placed.entry(key(id)).or_default() += 1;
-            }
-            MsgKind::CancelOrder {
-                order_id: Some(id), ..
-            } if id.subaccount_id.as_ref().is_some_and(|s| s.owner == owner) => {
-                *cancels.entry(key(id)).or_default() += 1;
-            }
-            _ => {}
+        if all_done || Instant::now() > deadline {
+            return rounds;
         }
-    }
-    let mut fails = Vec::new();
-    let mut by_status: HashMap<OrderStatus, usize> = HashMap::new();
-    let mut recorded = std::collections::HashSet::new();
-    let mut cancelled_recorded_expired = 0;
-    for r in records {
-        *by_status.entry(r.status).or_default() += 1;
-        let pid: Pid = r.dydx_order_id.to_string();
-        recorded.insert(pid.clone());
-        let n_cancels = cancels.get(&pid).copied().unwrap_or(0);
-        let on_chain = placed.contains_key(&pid);
-        if n_cancels > 1 {
-            fails.push(format!("{}: cancelled {n_cancels} times", r.order_id));
-        }
-        let sim = on_sim.get(&pid).copied();
-        // The record against the order's true state on the node. An order the node cancelled
-        // may be recorded expired: its cancel's answer was lost to a fault, the claim was
-        // given back, and the order ran out before anyone cancelled again (counted, not a
-        // failure: the order is gone either way and no second cancel was sent).
-        match (r.status, sim) {
-            (OrderStatus::Pending | OrderStatus::Cancelling | OrderStatus::Active, _) => {
-                fails.push(format!(
-                    "{}: still {:?} (node: {sim:?})",
-                    r.order_id, r.status
-                ));
-            }
-            (_, Some(s)) if s.is_live() || s == SimStatus::PlacePending => {
-                fails.push(format!(
-                    "{}: {:?}, yet live on the node ({s:?})",
-                    r.order_id, r.status
-                ));
-            }
-            (OrderStatus::Failed, Some(s)) => {
-                fails.push(format!(
-                    "{}: failed, yet the node accepted it ({s:?})",
-                    r.order_id
-                ));
-            }
-            (OrderStatus::Cancelled, Some(s)) if s != SimStatus::Canceled => {
-                fails.push(format!(
-                    "{}: cancelled, yet the node says {s:?}",
-                    r.order_id
-                ));
-            }
-            (OrderStatus::Cancelled, _) if on_chain && n_cancels == 0 => {
-                fails.push(format!(
-                    "{}: cancelled, yet no cancel reached the node",
-                    r.order_id
-                ));
-            }
-            (OrderStatus::Expired, Some(SimStatus::Canceled)) => cancelled_recorded_expired += 1,
-            (OrderStatus::Expired, Some(s)) if s != SimStatus::Expired => {
-                fails.push(format!("{}: expired, yet the node says {s:?}", r.order_id));
-            }
-            (OrderStatus::Filled, Some(s)) if s != SimStatus::Filled => {
-                fails.push(format!("{}: filled, yet the node says {s:?}", r.order_id));
-            }
-            _ => {}
-        }
-    }
-    let lost: Vec<_> = placed.keys().filter(|p| !recorded.contains(*p)).collect();
-    for p in &lost {
-        fails.push(format!("lost: the node accepted {p}, no record"));
-    }
-    println!(
-        "soak[{label}]: checked {} records {by_status:?} against {} accepted placements and {} \
-         accepted cancels ({} orders on the node): {} cancelled twice, {} lost, \
-         {cancelled_recorded_expired} cancelled on the node but recorded expired, {} failures",
-        records.len(),
-        placed.len(),
-        cancels.values().sum::<usize>(),
-        on_sim.keys().filter(|k| k.starts_with(owner)).count(),
-        cancels.values().filter(|n| **n > 1).count(),
-        lost.len(),
-        fails.len()
-    );
-    fails
-}
-
-async fn cleanup(kind: Kind, url: &str, name: &str) {
-    match kind {
-        Kind::Postgres => {
-            if let Ok(pool) = sqlx::PgPool::connect(url).await {
-                let sql = format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE");
-                if let Err(e) = sqlx::query(&sql).execute(&pool).await {
-                    eprintln!("cleanup of schema {name} failed: {e}");
-                }
-                pool.close().await;
-            }
-        }
-        Kind::Redis => {
-            if let Ok(s) = RedisStore::options().namespace(name).connect(url).await
-                && let Err(e) = s.delete_namespace().await
-            {
-                eprintln!("cleanup of namespace {name} failed: {e}");
-            }
-        }
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
     }
 }

@@ -16,6 +16,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteSy
 
 use crate::error::{SqliteError, is_busy};
 use crate::store::SqliteStore;
+use crate::wal::Checkpointer;
 use ordermeta_core::backend::Deadlines;
 
 /// The URL schemes of this store (a plain file path, without a scheme, is an SQLite store
@@ -274,7 +275,13 @@ impl SqliteStoreOptions {
             .synchronous(self.synchronous.into())
             // After a checkpoint the WAL restarts from its beginning; this truncates the file
             // back to 64 MiB then, so one bulk expire or purge does not leave it huge for ever.
-            .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string());
+            .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string())
+            // Checkpoints run in the background and after bulk batches, not inside a commit
+            // someone waits for (see `wal`); the automatic one only as a safety net.
+            .pragma(
+                "wal_autocheckpoint",
+                crate::wal::AUTOCHECKPOINT_PAGES.to_string(),
+            );
 
         // One writer at a time per process (the store's write lock): in-process writers queue
         // for it in order instead of meeting SQLITE_BUSY, and busy_timeout only arbitrates
@@ -289,7 +296,10 @@ impl SqliteStoreOptions {
         crate::migrate::run(&writer).await?;
         let reader = self
             .pool_options(self.max_read_connections)
-            .connect_with(opts)
+            .connect_with(opts.clone())
+            .await
+            .map_err(open_err)?;
+        let checkpointer = Checkpointer::start(opts, self.pool_options(1), self.operation_timeout)
             .await
             .map_err(open_err)?;
         if created {
@@ -301,7 +311,11 @@ impl SqliteStoreOptions {
                 path.display()
             );
         }
-        Ok(SqliteStore::new(writer, reader, Some(path), self.deadlines()).with_created(created))
+        Ok(
+            SqliteStore::new(writer, reader, Some(path), self.deadlines())
+                .with_created(created)
+                .with_checkpointer(checkpointer),
+        )
     }
 
     /// Uses an existing pool for reads and writes, after applying the migrations.
@@ -311,7 +325,9 @@ impl SqliteStoreOptions {
     /// concurrency the [crate docs](crate#concurrency) describe. The store's writes still
     /// take its write lock, and multi-statement writes still use `BEGIN IMMEDIATE`. The
     /// operation deadline applies to the migrations and to every call; keep the pool's
-    /// `busy_timeout` below it (see [`busy_timeout`](Self::busy_timeout)).
+    /// `busy_timeout` below it (see [`busy_timeout`](Self::busy_timeout)). The store does not
+    /// checkpoint in the background for such a pool (its `wal_autocheckpoint` applies), only
+    /// after the batches of its bulk work (see [Concurrency](crate#concurrency)).
     pub async fn with_pool(self, pool: SqlitePool) -> Result<SqliteStore, StoreError> {
         let deadlines = self.deadlines();
         with_deadline("open", deadlines.operation, async {

@@ -13,7 +13,7 @@ use ordermeta_core::{
     OrderMetadata, OrderStatus, Page, StoreError, TransitionRequest, UpdateRequest, to_micros,
     truncate_micros,
 };
-use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::sqlite::{Sqlite, SqliteArguments, SqlitePool, SqliteRow};
 use tokio::sync::Mutex;
 
 use crate::error::{backend, insert_error};
@@ -22,6 +22,7 @@ use crate::sql::{
     EXPIRE_BY_BLOCK, EXPIRE_BY_TIME, EXPIRE_STUCK, INSERT, LIST_HEAD, PURGE, SELECT_CLAIM,
     SELECT_ONE, TRANSITION, condition_holds, condition_index, distinct,
 };
+use crate::wal::{Checkpointer, bulk_pause, passive};
 use ordermeta_core::backend::Deadlines;
 
 mod lookup;
@@ -29,15 +30,16 @@ mod lookup;
 /// The table holding the records (the original design's name).
 pub const TABLE: &str = "dydx_order_metadata";
 /// Rows [`MetadataStore::purge`] deletes per statement (each its own short write lock).
-pub const PURGE_BATCH_SIZE: i64 = 5_000;
+pub const PURGE_BATCH_SIZE: i64 = 1_000;
 /// Orders [`MetadataStore::expire`] expires per statement (each its own short write lock).
-pub const EXPIRE_BATCH_SIZE: i64 = 2_000;
+pub const EXPIRE_BATCH_SIZE: i64 = 1_000;
 
-/// The pause after a full batch of bulk work. Another process waits for the write lock by
-/// polling (SQLite's busy handler sleeps up to 100 ms between tries), so batches back to
-/// back, or pauses shorter than its sleep, can starve it; a pause of at least its longest
-/// sleep lets it in after one batch at most.
-const BULK_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+/// A batch of bulk work that changed at least this many rows is checkpointed right after it,
+/// by the bulk work itself (see [`crate::wal`]).
+const CHECKPOINT_AFTER_ROWS: u64 = 500;
+
+/// One statement of bulk work, its parameters bound.
+type BulkQuery<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
 
 /// The SQLite [`MetadataStore`]. Cheap to clone (the pools are shared).
 ///
@@ -52,6 +54,8 @@ pub struct SqliteStore {
     created: bool,
     in_memory: bool,
     deadlines: Deadlines,
+    /// The background checkpoint of a file the store opened itself (see [`crate::wal`]).
+    checkpointer: Option<Arc<Checkpointer>>,
 }
 
 impl SqliteStore {
@@ -71,6 +75,7 @@ impl SqliteStore {
             created: false,
             in_memory: false,
             deadlines,
+            checkpointer: None,
         }
     }
 
@@ -83,6 +88,13 @@ impl SqliteStore {
     /// Marks the store as a private in-memory database.
     pub(crate) fn with_in_memory(mut self) -> Self {
         self.in_memory = true;
+        self
+    }
+
+    /// The store checkpoints through `checkpointer` (see [`crate::wal`]): for a file the
+    /// store opened and configured itself.
+    pub(crate) fn with_checkpointer(mut self, checkpointer: Arc<Checkpointer>) -> Self {
+        self.checkpointer = Some(checkpointer);
         self
     }
 
@@ -122,6 +134,9 @@ impl SqliteStore {
     /// Closes every connection, waiting for them to finish; SQLite checkpoints the WAL into
     /// the database when the last connection to a file closes.
     pub async fn close(&self) {
+        if let Some(c) = &self.checkpointer {
+            c.close().await;
+        }
         self.reader.close().await;
         self.writer.close().await;
     }
@@ -339,24 +354,62 @@ impl SqliteStore {
         Ok(page)
     }
 
-    /// One batch of an expire: at most [`EXPIRE_BATCH_SIZE`] orders, one short write.
+    /// One batch of bulk work (`expire`, `purge`): `query` under the write lock, on a
+    /// connection of its own; then, the write lock released, a checkpoint of what the batch
+    /// wrote when it changed [`CHECKPOINT_AFTER_ROWS`] rows or more, so that another process's
+    /// next commit neither copies the batch's pages nor finds the WAL growing (see
+    /// [`crate::wal`]).
+    ///
+    /// Returns the rows changed and how long the statement held (or waited for) SQLite's
+    /// write lock, for [`bulk_pause`].
+    async fn bulk_batch(
+        &self,
+        operation: &'static str,
+        query: BulkQuery<'_>,
+    ) -> Result<(u64, Duration), StoreError> {
+        let (n, held, conn) = self
+            .deadlines
+            .run(operation, async {
+                let _writing = self.write_lock.lock().await;
+                let mut conn = self.writer.acquire().await.map_err(backend)?;
+                let start = std::time::Instant::now();
+                let n = query
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(backend)?
+                    .rows_affected();
+                Ok((n, start.elapsed(), conn))
+            })
+            .await?;
+        if n >= CHECKPOINT_AFTER_ROWS {
+            match &self.checkpointer {
+                Some(c) => {
+                    drop(conn);
+                    c.checkpoint("bulk").await;
+                }
+                None => {
+                    let mut conn = conn;
+                    passive(&mut conn, self.deadlines.operation).await;
+                }
+            }
+        }
+        Ok((n, held))
+    }
+
+    /// One batch of an expire: at most [`EXPIRE_BATCH_SIZE`] orders.
     async fn expire_batch(
         &self,
         sql: &'static str,
         at: i64,
         entry: &str,
         clock: u32,
-    ) -> Result<u64, StoreError> {
-        let _writing = self.write_lock.lock().await;
-        Ok(sqlx::query(sql)
+    ) -> Result<(u64, Duration), StoreError> {
+        let query = sqlx::query(sql)
             .bind(at)
             .bind(entry)
             .bind(i64::from(clock))
-            .bind(EXPIRE_BATCH_SIZE)
-            .execute(&self.writer)
-            .await
-            .map_err(backend)?
-            .rows_affected())
+            .bind(EXPIRE_BATCH_SIZE);
+        self.bulk_batch("expire", query).await
     }
 
     /// Logs the due open orders an expire had to leave (their version cannot be bumped).
@@ -378,28 +431,9 @@ impl SqliteStore {
         }
     }
 
-    /// After bulk work: copies the WAL back into the database without waiting for anyone
-    /// (PASSIVE), so that the next write restarts the WAL and `journal_size_limit` truncates
-    /// it. Best effort: a reader still on old pages only delays it to the next checkpoint.
-    async fn checkpoint(&self) {
-        let _writing = self.write_lock.lock().await;
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&self.writer)
-            .await
-        {
-            tracing::debug!(error = %e, "ordermeta-sqlite: checkpoint after bulk work failed");
-        }
-    }
-
-    async fn purge_batch(&self, cut: i64) -> Result<u64, StoreError> {
-        let _writing = self.write_lock.lock().await;
-        Ok(sqlx::query(PURGE)
-            .bind(cut)
-            .bind(PURGE_BATCH_SIZE)
-            .execute(&self.writer)
-            .await
-            .map_err(backend)?
-            .rows_affected())
+    async fn purge_batch(&self, cut: i64) -> Result<(u64, Duration), StoreError> {
+        let query = sqlx::query(PURGE).bind(cut).bind(PURGE_BATCH_SIZE);
+        self.bulk_batch("purge", query).await
     }
 }
 
@@ -465,8 +499,9 @@ impl MetadataStore for SqliteStore {
     /// harmless, and the next sweep does it.
     ///
     /// In batches of [`EXPIRE_BATCH_SIZE`], each its own short write under its own deadline
-    /// (like `purge`): another process's `record` waits for one batch at most, never for the
-    /// whole sweep. A due order whose version cannot be bumped is left (and logged).
+    /// (like `purge`), then a checkpoint of what it wrote (its own deadline) and a pause:
+    /// another process's `record` waits for one batch at most, never for the whole sweep nor
+    /// for a checkpoint. A due order whose version cannot be bumped is left (and logged).
     async fn expire(&self, req: &ExpireRequest) -> Result<u64, StoreError> {
         let at = to_micros(truncate_micros(req.at));
         let entry = req
@@ -481,17 +516,14 @@ impl MetadataStore for SqliteStore {
             statements.push((EXPIRE_BY_TIME, t));
         }
         let mut total = 0;
-        let mut bulk = false;
         for (sql, clock) in statements {
             loop {
-                let batch = self.expire_batch(sql, at, &entry, clock);
-                let n = self.deadlines.run("expire", batch).await?;
+                let (n, held) = self.expire_batch(sql, at, &entry, clock).await?;
                 total += n;
                 if n < EXPIRE_BATCH_SIZE as u64 {
                     break;
                 }
-                bulk = true;
-                tokio::time::sleep(BULK_PAUSE).await;
+                tokio::time::sleep(bulk_pause(held)).await;
             }
         }
         // Cheap: after the batches only such rows are left in the partial indexes.
@@ -501,30 +533,24 @@ impl MetadataStore for SqliteStore {
                 Ok(())
             })
             .await?;
-        if bulk {
-            self.checkpoint().await;
-        }
         Ok(total)
     }
 
-    /// In batches, each its own short write under its own deadline: a purge of millions of
-    /// rows must not hold the write lock for seconds while other processes wait on
-    /// busy_timeout, and keeps going as long as its batches do.
+    /// In batches of [`PURGE_BATCH_SIZE`], like `expire`: a purge of millions of rows must not
+    /// hold the write lock for seconds while other processes wait on busy_timeout, and keeps
+    /// going as long as its batches do.
     async fn purge(&self, older_than: DateTime<Utc>) -> Result<u64, StoreError> {
         // `updated_at < older_than` on whole microseconds: round a sub-µs cut-off up.
         let cut = to_micros(older_than)
             + i64::from(!older_than.timestamp_subsec_nanos().is_multiple_of(1_000));
         let mut total = 0;
         loop {
-            let n = self.deadlines.run("purge", self.purge_batch(cut)).await?;
+            let (n, held) = self.purge_batch(cut).await?;
             total += n;
             if n < PURGE_BATCH_SIZE as u64 {
-                if total >= PURGE_BATCH_SIZE as u64 {
-                    self.checkpoint().await;
-                }
                 return Ok(total);
             }
-            tokio::time::sleep(BULK_PAUSE).await;
+            tokio::time::sleep(bulk_pause(held)).await;
         }
     }
 

@@ -1,15 +1,34 @@
-//! Bulk work in batches: a full `expire` of many open orders never makes another writer fail
-//! or wait long, and the WAL returns to a bounded size afterwards.
+//! Bulk work in batches: while one process expires every open order of a large store, then
+//! purges them all, a writer in **another OS process** (this test binary re-run as a child)
+//! records orders in a loop; none of its calls fails, none waits long, and the WAL returns to
+//! a bounded size afterwards. The child reports every call (start and duration) and every
+//! failure; the test prints, for the expire and for the purge, the worst wait, the 99th
+//! percentile, the calls over 250 ms, and the slowest calls against the bulk work's timeline.
 //!
-//! CI runs 20,000 orders. For the figures at scale, run by hand, e.g.
-//! `ORDERMETA_BULK_ORDERS=1000000 cargo test -p ordermeta-sqlite --release --test bulk -- --nocapture`.
+//! CI runs 20,000 orders. The figures at scale (the target: at 1,000,000 open orders no
+//! `record` of the other process fails and its worst wait is under 250 ms) come from a run
+//! by hand, in release (SQLite itself is compiled without optimisation in a debug build):
+//!
+//! ```text
+//! ORDERMETA_BULK_ORDERS=1000000 cargo test -p ordermeta-sqlite --release --test bulk -- --nocapture
+//! ```
+//!
+//! (`scripts/soak.sh` runs it too.) The assertion on the wait is generous (2 s, for a loaded
+//! CI machine); the printed figures are the measurement.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ordermeta_core::conformance::short_term;
 use ordermeta_core::{ExpireRequest, MetadataStore, OrderMetadata, OrderStatus};
 use ordermeta_sqlite::SqliteStore;
-use tokio::sync::watch;
+use ordermeta_testkit::child::{self, Child, Gate};
+use ordermeta_testkit::waits::{Waits, keep_calling, now_us};
+
+const CHILD_ENV: &str = "ORDERMETA_SQLITE_BULK_CHILD";
+const TEST: &str = "a_full_expire_is_batched_and_another_process_never_waits_long";
+/// How long any step of the child may take: generous, a 1M run takes minutes.
+const LIMIT: Duration = Duration::from_secs(1_800);
 
 fn orders() -> usize {
     std::env::var("ORDERMETA_BULK_ORDERS")
@@ -18,38 +37,38 @@ fn orders() -> usize {
         .unwrap_or(20_000)
 }
 
-/// What the other writer saw while the expire ran.
-#[derive(Debug, Default)]
-struct Writer {
-    records: u64,
-    failures: Vec<String>,
-    worst: Duration,
-    /// Calls slower than 250 ms (the target for the worst wait).
-    over_250ms: u64,
-}
-
-/// Records one order after another through `store` until told to stop, timing each call.
-async fn keep_recording(store: SqliteStore, mut stop: watch::Receiver<bool>) -> Writer {
-    let mut w = Writer::default();
-    let mut i = 0u64;
-    while !*stop.borrow_and_update() {
-        let m = short_term(&format!("other-{i:09}"), OrderStatus::Active, u32::MAX);
-        let start = Instant::now();
-        match store.record(&m).await {
-            Ok(()) => w.records += 1,
-            Err(e) => w.failures.push(e.to_string()),
+/// The child: opens the same file, gets ready, and records one order after another (2 ms
+/// apart) from the start gate until the stop gate, timing each call.
+async fn other_process(payload: &str) {
+    let parts: Vec<&str> = payload.split('\n').collect();
+    let [db, start, stop] = parts[..] else {
+        panic!("bad payload {payload:?}");
+    };
+    let store = SqliteStore::open(db).await.expect("open in the child");
+    // Warm: the first write of a pool opens its connection.
+    store
+        .record(&short_term("warm", OrderStatus::Active, u32::MAX))
+        .await
+        .expect("warm-up record");
+    println!("READY");
+    Gate::wait_async(Path::new(start), LIMIT).await;
+    let waits = keep_calling(Path::new(stop), Duration::from_millis(2), LIMIT, |i| {
+        let store = store.clone();
+        async move {
+            let m = short_term(&format!("other-{i:09}"), OrderStatus::Active, u32::MAX);
+            store.record(&m).await.map_err(|e| e.to_string())
         }
-        let took = start.elapsed();
-        w.worst = w.worst.max(took);
-        w.over_250ms += u64::from(took > Duration::from_millis(250));
-        i += 1;
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    w
+    })
+    .await;
+    waits.print("RECORD");
+    store.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_expire_is_batched_and_another_writer_never_fails() {
+async fn a_full_expire_is_batched_and_another_process_never_waits_long() {
+    if let Some(p) = child::payload(CHILD_ENV) {
+        return other_process(&p).await;
+    }
     let n = orders();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("bulk.db");
@@ -65,53 +84,74 @@ async fn a_full_expire_is_batched_and_another_writer_never_fails() {
     }
     println!("loaded {n} open orders in {:?}", load.elapsed());
 
-    // Another store on the same file: its own connections, as another process would have.
-    let other = SqliteStore::open(&path).await.expect("open again");
-    // Warm: the first write of a pool opens its connection.
-    other
-        .record(&short_term("warm", OrderStatus::Active, u32::MAX))
-        .await
-        .expect("warm-up record");
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let writer = tokio::spawn(keep_recording(other.clone(), stop_rx));
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (start, stop) = (Gate::new(), Gate::new());
+    let payload = format!(
+        "{}\n{}\n{}",
+        path.display(),
+        start.path().display(),
+        stop.path().display()
+    );
+    let mut other = Child::spawn(TEST, CHILD_ENV, &payload);
+    other.wait_for_line("READY", Duration::from_secs(120));
+    start.open();
+    tokio::time::sleep(Duration::from_millis(100)).await;
 
-    let start = Instant::now();
+    let (from_us, began) = (now_us(), Instant::now());
     let expired = store
         .expire(&ExpireRequest::new(Some(200), None))
         .await
         .expect("expire");
-    let took = start.elapsed();
-    stop_tx.send(true).expect("stop");
-    let w = writer.await.expect("writer");
+    let (expire_took, expire_end_us) = (began.elapsed(), now_us());
+    let began = Instant::now();
+    let purged = store.purge(chrono::Utc::now()).await.expect("purge");
+    let (purge_took, to_us) = (began.elapsed(), now_us());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.open();
+    let out = other.wait_success_async(LIMIT).await;
+    let all = Waits::from_output(&out, "RECORD");
+    let during_expire = all.between(from_us, expire_end_us);
+    let during_purge = all.between(expire_end_us, to_us);
 
     // The WAL after the bulk work and one more write: back under journal_size_limit.
-    other
+    store
         .record(&short_term("after", OrderStatus::Active, u32::MAX))
         .await
         .expect("record after");
     let wal = std::fs::metadata(dir.path().join("bulk.db-wal")).map_or(0, |m| m.len());
 
     println!(
-        "expired {expired} orders in {took:?} ({} batches); other writer: {} records, {} \
-         failures, worst wait {:?}, {} over 250 ms; WAL afterwards {} KiB",
+        "expired {expired} orders in {expire_took:?} ({} batches of at most {}), then purged \
+         {purged} in {purge_took:?} ({} batches of at most {}); WAL afterwards {} KiB",
         expired.div_ceil(ordermeta_sqlite::EXPIRE_BATCH_SIZE as u64),
-        w.records,
-        w.failures.len(),
-        w.worst,
-        w.over_250ms,
+        ordermeta_sqlite::EXPIRE_BATCH_SIZE,
+        purged.div_ceil(ordermeta_sqlite::PURGE_BATCH_SIZE as u64),
+        ordermeta_sqlite::PURGE_BATCH_SIZE,
         wal / 1024
     );
+    println!(
+        "the other process's records during the expire: {}",
+        during_expire.summary()
+    );
+    println!("… during the purge: {}", during_purge.summary());
+    println!("… over its whole run: {}", all.summary());
+    for c in all.slowest(5) {
+        println!(
+            "  slow: {:?} at {:+.1} ms from the expire's start (the purge started at {:+.1} ms)",
+            c.took(),
+            (c.at_us as f64 - from_us as f64) / 1_000.0,
+            (expire_end_us as f64 - from_us as f64) / 1_000.0
+        );
+    }
     assert_eq!(expired, n as u64);
-    assert!(w.failures.is_empty(), "{:?}", w.failures);
+    assert_eq!(purged, n as u64);
+    assert!(all.failures.is_empty(), "{:?}", all.failures);
     assert!(
-        w.records > 0,
-        "the other writer got through during the expire"
+        !during_expire.calls.is_empty() && !during_purge.calls.is_empty(),
+        "the other process got through during the expire and the purge"
     );
     // The target is < 250 ms; the bound here leaves room for a loaded CI machine.
-    assert!(w.worst < Duration::from_secs(2), "worst wait {:?}", w.worst);
+    assert!(all.worst() < Duration::from_secs(2), "{}", all.summary());
     assert!(wal <= 64 * 1024 * 1024 + 1024 * 1024, "WAL {wal} bytes");
 
-    other.close().await;
     store.close().await;
 }

@@ -14,7 +14,8 @@
 //!   SIGKILL crash tests);
 //! - [`count`]: counting winners of races;
 //! - [`poll_until`]: waiting for a condition with a generous deadline;
-//! - [`fails_within`]: a call that must fail by a deadline (hang tests).
+//! - [`fails_within`]: a call that must fail by a deadline (hang tests);
+//! - [`waits`]: timing a writer in another process during bulk work (the bulk tests).
 //!
 //! Tests never skip: a missing server is a failure with a message saying how to start it.
 #![deny(missing_docs)]
@@ -27,6 +28,7 @@ mod fault;
 pub mod net;
 pub mod pg;
 pub mod redis;
+pub mod waits;
 
 pub use env::{database_url, redis_url, unique_name};
 
