@@ -39,27 +39,6 @@ pub(crate) fn next_version(v: u64) -> u64 {
     if v >= MAX_VERSION { v } else { v + 1 }
 }
 
-/// What turns the stored HASH `stored` into the encoding of `next`: the fields to set (those
-/// whose stored bytes differ) and the model fields to delete (stored, but absent from `next`).
-/// Fields outside the model (`op`, anything another tool added) are left alone.
-pub(crate) fn changes(
-    stored: &RawHash,
-    next: &OrderMetadata,
-) -> (Vec<(&'static str, String)>, Vec<&'static str>) {
-    let fields = encode(next);
-    let delete = FIELDS
-        .iter()
-        .copied()
-        .filter(|&f| f != OP_FIELD && stored.contains_key(f.as_bytes()))
-        .filter(|&f| fields.iter().all(|(name, _)| *name != f))
-        .collect();
-    let set = fields
-        .into_iter()
-        .filter(|(f, v)| stored.get(f.as_bytes()).map(Vec::as_slice) != Some(v.as_bytes()))
-        .collect();
-    (set, delete)
-}
-
 /// The HASH fields `record` writes for `meta` (the [layout](crate#key-layout)), without the
 /// internal `op` token. Not part of the API: for the root package's benches, which send the
 /// same payload with bare redis-rs (feature `bench-internals`).
@@ -374,27 +353,6 @@ mod tests {
                 .version,
             MAX_VERSION
         );
-    }
-
-    #[test]
-    fn changes_set_what_differs_and_delete_what_went() {
-        let mut m = sample();
-        m.status = OrderStatus::Cancelling;
-        m.history[0].status = OrderStatus::Cancelling;
-        m.lease = Some(Lease::new("t", now()));
-        let mut stored = raw(&m);
-        stored.insert(b"op".to_vec(), b"x".to_vec());
-        stored.insert(b"extra".to_vec(), b"kept".to_vec());
-        // Stored with a leading zero: rewritten to the canonical form.
-        stored.insert(b"client_id".to_vec(), b"01".to_vec());
-        let mut next = m.clone();
-        next.status = OrderStatus::Active;
-        next.history[0].status = OrderStatus::Active;
-        next.lease = None;
-        let (set, delete) = changes(&stored, &next);
-        let set: Vec<&str> = set.iter().map(|(f, _)| *f).collect();
-        assert_eq!(set, ["client_id", "status", "history"]);
-        assert_eq!(delete, ["lease_token", "lease_until"]);
     }
 
     #[test]

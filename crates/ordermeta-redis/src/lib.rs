@@ -300,6 +300,7 @@ mod codec_fuzz;
 mod connection;
 mod error;
 mod keys;
+mod known;
 mod ops;
 mod options;
 mod scripts;
@@ -311,7 +312,7 @@ pub use crate::codec::hash_fields;
 pub use crate::connection::RedisConnection;
 pub use crate::keys::{KeyLayout, MAX_NAMESPACE_LEN};
 pub use crate::options::{
-    DEFAULT_CONNECTION_TIMEOUT, DEFAULT_NAMESPACE, DEFAULT_RESPONSE_TIMEOUT, RedisStoreOptions,
+    DEFAULT_CONNECTION_TIMEOUT, DEFAULT_KNOWN_RECORDS, DEFAULT_NAMESPACE, DEFAULT_RESPONSE_TIMEOUT, RedisStoreOptions,
     URL_SCHEMES,
 };
 pub use crate::store::RedisStore;

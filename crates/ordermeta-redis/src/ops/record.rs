@@ -24,6 +24,7 @@ use redis::{Script, Value};
 use super::{Deadline, ReadBack, Shared, index_reply, op_token, tagged, text};
 use crate::codec::{self, OP_FIELD};
 use crate::error::backend;
+use crate::known::Snapshot;
 
 /// The script's source.
 pub(crate) const LUA: &str = include_str!("../../lua/record.lua");
@@ -89,7 +90,10 @@ pub(crate) async fn run(
         Ok(Ok(reply)) => {
             let (tag, rest) = tagged(reply)?;
             return match tag.as_str() {
-                "ok" => Ok(()),
+                "ok" => {
+                    remember(shared, metas, &token);
+                    Ok(())
+                }
                 "exists" => Err(StoreError::AlreadyExists {
                     order_id: text(rest.into_iter().next())?,
                 }),
@@ -111,7 +115,20 @@ pub(crate) async fn run(
     };
     // The script may have run: ask the first order, never re-send.
     match shared.read_back(&first.order_id, &token, deadline).await? {
-        ReadBack::Applied => Ok(()),
+        ReadBack::Applied => {
+            remember(shared, metas, &token);
+            Ok(())
+        }
         ReadBack::NotApplied => Err(lost),
+    }
+}
+
+/// Remembers what `record` wrote: each HASH is exactly the record's fields and `token` (the
+/// script writes only orders whose key did not exist). A large batch remembers its last
+/// orders, as many as the store keeps.
+fn remember(shared: &Shared, metas: &[OrderMetadata], token: &str) {
+    let keep = shared.known.capacity().min(metas.len());
+    for m in &metas[metas.len() - keep..] {
+        shared.known.put(&m.order_id, Snapshot::recorded(m, token));
     }
 }
