@@ -232,9 +232,8 @@ fn check(order_id: &str, h: &RawHash) -> Result<(), TestCaseError> {
             // What was accepted is stored back unchanged and read back the same.
             prop_assert_eq!(codec::decode(order_id, &raw(&m)).ok(), Some(m.clone()));
             // What a compare-and-set over it writes turns it into the encoding of the record.
-            let snap = crate::known::Snapshot::read(order_id, h).map_err(|e| {
-                TestCaseError::fail(format!("decoded, then no snapshot: {e}"))
-            })?;
+            let snap = crate::known::Snapshot::read(order_id, h)
+                .map_err(|e| TestCaseError::fail(format!("decoded, then no snapshot: {e}")))?;
             let (set, delete) = snap.changes(&m);
             prop_assert!(
                 set.iter().all(|(f, _)| FIELDS.contains(f))

@@ -56,17 +56,27 @@ impl Snapshot {
     }
 
     /// The HASH `record` wrote for `meta` with `token` (on a key that did not exist).
+    #[cfg(test)]
     pub(crate) fn recorded(meta: &OrderMetadata, token: &str) -> Self {
-        let mut fields: RawFields = Default::default();
-        let mut len = 1;
-        for (f, v) in codec::encode(meta) {
-            fields[field_index(f)] = Some(v.into_bytes());
-            len += 1;
+        Self::encoded(meta.clone(), codec::encode(meta), token)
+    }
+
+    /// The HASH `record` wrote for `meta`, whose fields are `fields` (its
+    /// [`encode`](codec::encode)), with `token`.
+    pub(crate) fn encoded(
+        meta: OrderMetadata,
+        fields: Vec<(&'static str, String)>,
+        token: &str,
+    ) -> Self {
+        let mut raw: RawFields = Default::default();
+        let len = fields.len() + 1;
+        for (f, v) in fields {
+            raw[field_index(f)] = Some(v.into_bytes());
         }
-        fields[OP_INDEX] = Some(token.as_bytes().to_vec());
+        raw[OP_INDEX] = Some(token.as_bytes().to_vec());
         Snapshot {
-            meta: meta.clone(),
-            fields,
+            meta,
+            fields: raw,
             len,
         }
     }
@@ -230,8 +240,7 @@ impl KnownRecords {
         let mut g = self.lock();
         let gen_ = g.next;
         g.next += 1;
-        g.map
-            .insert(order_id.to_owned(), (gen_, Arc::new(snap)));
+        g.map.insert(order_id.to_owned(), (gen_, Arc::new(snap)));
         g.order.push_back((order_id.to_owned(), gen_));
         while g.map.len() > self.capacity {
             let Some((id, gen_)) = g.order.pop_front() else {

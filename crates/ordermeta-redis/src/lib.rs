@@ -312,8 +312,8 @@ pub use crate::codec::hash_fields;
 pub use crate::connection::RedisConnection;
 pub use crate::keys::{KeyLayout, MAX_NAMESPACE_LEN};
 pub use crate::options::{
-    DEFAULT_CONNECTION_TIMEOUT, DEFAULT_KNOWN_RECORDS, DEFAULT_NAMESPACE, DEFAULT_RESPONSE_TIMEOUT, RedisStoreOptions,
-    URL_SCHEMES,
+    DEFAULT_CONNECTION_TIMEOUT, DEFAULT_KNOWN_RECORDS, DEFAULT_NAMESPACE, DEFAULT_RESPONSE_TIMEOUT,
+    RedisStoreOptions, URL_SCHEMES,
 };
 pub use crate::store::RedisStore;
 /// The redis-rs version this crate is built on, so users never fight a version mismatch.

@@ -94,8 +94,10 @@ where
             Err(e) => return Err(e),
         };
         let (set, delete) = snap.changes(&decision.next);
-        match write(shared, &snap, &decision, &set, &delete, operation, id, &token, deadline)
-            .await
+        match write(
+            shared, &snap, &decision, &set, &delete, operation, id, &token, deadline,
+        )
+        .await
         {
             Ok(Cas::Written) => {
                 let after = snap.after(decision.next.clone(), &token, &set, &delete);
