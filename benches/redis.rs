@@ -18,7 +18,8 @@
 //! steps' sum.
 //!
 //! `BENCH_ROUNDS=7 cargo bench -p ordermeta --bench redis --features redis` (about a
-//! minute); `BENCH_ORDERS` sets the orders per round and side (default 1000).
+//! minute); `BENCH_ORDERS` sets the orders per round and side (default 1000), `BENCH_TASKS`
+//! runs one task count only.
 
 mod support;
 
@@ -281,7 +282,10 @@ fn main() {
     });
     println!("redis bench: {rounds} rounds of {orders} orders per side and task count");
     let mut next = 0u64;
-    for tasks in TASKS {
+    let only: Option<usize> = std::env::var("BENCH_TASKS")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    for tasks in TASKS.into_iter().filter(|t| only.is_none_or(|o| o == *t)) {
         // times[side][round][step]
         let mut times = vec![Vec::new(); SIDES.len()];
         for round in 0..rounds {

@@ -22,8 +22,9 @@ use crate::codec::{self, FIELDS, OP_FIELD, RawHash};
 /// Index of `op` in [`FIELDS`].
 const OP_INDEX: usize = FIELDS.len() - 1;
 
-/// The raw value of each of [`FIELDS`] (in that order), `None` when absent.
-pub(crate) type RawFields = [Option<Vec<u8>>; FIELDS.len()];
+/// The raw value of each of [`FIELDS`] (in that order), `None` when absent. Shared: the
+/// snapshot after a write shares the values it did not change with the one before.
+pub(crate) type RawFields = [Option<Arc<[u8]>>; FIELDS.len()];
 
 /// One order's HASH as this store last saw it.
 #[derive(Debug, Clone)]
@@ -34,6 +35,9 @@ pub(crate) struct Snapshot {
     pub(crate) fields: RawFields,
     /// How many fields the HASH held (model fields, `op`, and any field of another tool).
     pub(crate) len: usize,
+    /// Whether the stored [`FIXED_FIELDS`](codec::FIXED_FIELDS) are exactly the encoding of
+    /// `meta`'s, so that a change keeping those values need not encode them again.
+    fixed_canonical: bool,
 }
 
 /// The position of `field` in [`FIELDS`].
@@ -48,10 +52,21 @@ impl Snapshot {
     /// The snapshot of a HASH just read; `InvalidMetadata` when it does not decode.
     pub(crate) fn read(order_id: &str, raw: &RawHash) -> Result<Self, ordermeta_core::StoreError> {
         let meta = codec::decode(order_id, raw)?;
+        let mut fixed = Vec::with_capacity(codec::FIXED_FIELDS.len());
+        codec::encode_fixed(&meta, &mut fixed);
+        let present = codec::FIXED_FIELDS
+            .iter()
+            .filter(|f| raw.contains_key(f.as_bytes()))
+            .count();
+        let fixed_canonical = present == fixed.len()
+            && fixed
+                .iter()
+                .all(|(f, v)| raw.get(f.as_bytes()).map(Vec::as_slice) == Some(v.as_bytes()));
         Ok(Snapshot {
             meta,
-            fields: FIELDS.map(|f| raw.get(f.as_bytes()).cloned()),
+            fields: FIELDS.map(|f| raw.get(f.as_bytes()).map(|v| Arc::from(v.as_slice()))),
             len: raw.len(),
+            fixed_canonical,
         })
     }
 
@@ -71,13 +86,14 @@ impl Snapshot {
         let mut raw: RawFields = Default::default();
         let len = fields.len() + 1;
         for (f, v) in fields {
-            raw[field_index(f)] = Some(v.into_bytes());
+            raw[field_index(f)] = Some(Arc::from(v.as_bytes()));
         }
-        raw[OP_INDEX] = Some(token.as_bytes().to_vec());
+        raw[OP_INDEX] = Some(Arc::from(token.as_bytes()));
         Snapshot {
             meta,
             fields: raw,
             len,
+            fixed_canonical: true,
         }
     }
 
@@ -92,24 +108,26 @@ impl Snapshot {
     ) -> Self {
         let mut fields = self.fields.clone();
         let mut len = self.len;
-        let mut put = |i: usize, v: Vec<u8>| {
-            if fields[i].replace(v).is_none() {
+        let mut put = |i: usize, v: &[u8]| {
+            if fields[i].replace(Arc::from(v)).is_none() {
                 len += 1;
             }
         };
-        put(OP_INDEX, token.as_bytes().to_vec());
+        put(OP_INDEX, token.as_bytes());
         for (f, v) in set {
-            put(field_index(f), v.as_bytes().to_vec());
+            put(field_index(f), v.as_bytes());
         }
         for f in delete {
             if fields[field_index(f)].take().is_some() {
                 len -= 1;
             }
         }
+        // `changes` made every model field the encoding of `next`.
         Snapshot {
             meta: next,
             fields,
             len,
+            fixed_canonical: true,
         }
     }
 
@@ -135,7 +153,7 @@ impl Snapshot {
             FIELDS[..OP_INDEX]
                 .iter()
                 .zip(&self.fields[..OP_INDEX])
-                .filter_map(|(f, v)| Some((*f, v.as_deref()?)))
+                .filter_map(|(f, v)| Some((*f, &**v.as_ref()?)))
         };
         // Every model field decoded as UTF-8 text, which never holds 0xFF; a control byte
         // none of them holds is almost always 0.
@@ -156,13 +174,24 @@ impl Snapshot {
 
     /// What turns this HASH into the encoding of `next`: the fields to set (those whose stored
     /// bytes differ) and the model fields to delete (stored, but absent from `next`). `op`
-    /// and fields outside the model are left alone.
+    /// and fields outside the model are left alone. Afterwards every model field is the
+    /// encoding of `next`.
     pub(crate) fn changes(
         &self,
         next: &OrderMetadata,
     ) -> (Vec<(&'static str, String)>, Vec<&'static str>) {
-        let encoded = codec::encode(next);
         let mut wanted = [false; FIELDS.len()];
+        // The fixed fields are what they should be already: encode only the others.
+        let encoded = if self.fixed_canonical && codec::same_fixed(&self.meta, next) {
+            for f in codec::FIXED_FIELDS {
+                wanted[field_index(f)] = true;
+            }
+            let mut e = Vec::with_capacity(FIELDS.len() - codec::FIXED_FIELDS.len());
+            codec::encode_changeable(next, &mut e);
+            e
+        } else {
+            codec::encode(next)
+        };
         let mut set = Vec::new();
         for (f, v) in encoded {
             let i = field_index(f);
@@ -328,9 +357,43 @@ mod tests {
     }
 
     #[test]
+    fn a_stored_field_in_another_form_is_rewritten_canonically() {
+        let m = short_term("a", OrderStatus::Active, 5);
+        let mut raw: RawHash = codec::encode(&m)
+            .into_iter()
+            .map(|(f, v)| (f.as_bytes().to_vec(), v.into_bytes()))
+            .collect();
+        raw.insert(b"op".to_vec(), b"t".to_vec());
+        let canonical = Snapshot::read("a", &raw).expect("decodes");
+        assert!(canonical.fixed_canonical && canonical.plain());
+        // A leading zero decodes the same, but is not what `encode` writes.
+        raw.insert(b"client_id".to_vec(), b"07".to_vec());
+        let s = Snapshot::read("a", &raw).expect("decodes");
+        assert!(!s.fixed_canonical);
+        let mut next = m.clone();
+        TransitionRequest::new("a", &[OrderStatus::Active], OrderStatus::Cancelled)
+            .apply(&mut next);
+        let (set, delete) = s.changes(&next);
+        assert!(
+            set.iter().any(|(f, v)| *f == "client_id" && v == "7"),
+            "{set:?}"
+        );
+        assert!(delete.is_empty());
+        let after = s.after(next.clone(), "t2", &set, &delete);
+        assert_eq!(after.fields, Snapshot::recorded(&next, "t2").fields);
+        // The canonical one sends only what changed.
+        let (set, _) = canonical.changes(&next);
+        let names: Vec<&str> = set.iter().map(|(f, _)| *f).collect();
+        assert_eq!(
+            names,
+            ["updated_at", "cancelled_at", "status", "version", "history"]
+        );
+    }
+
+    #[test]
     fn the_expected_join_avoids_bytes_the_values_hold() {
         let mut s = snap("a");
-        s.fields[field_index("symbol")] = Some(b"x\0y".to_vec());
+        s.fields[field_index("symbol")] = Some(Arc::from(&b"x\0y"[..]));
         let (names, sep, joined) = s.expected();
         assert_eq!(names.len(), s.fields[..OP_INDEX].iter().flatten().count());
         assert_ne!(sep, 0);

@@ -8,8 +8,8 @@
 //! - ACL user and password, and TLS, come from the URL
 //!   (`rediss://user:password@host:6380/`); [`RedisStoreOptions::tls_root_cert`] adds a
 //!   private CA.
-//! - Every atomic operation is one Lua script (`lua/record.lua`, `transition.lua`,
-//!   `update.lua`, `expire.lua`, `purge.lua`, `lookup.lua`, each with a KEYS/ARGV/Returns
+//! - Every atomic operation is one Lua script (`lua/record.lua`, `cas.lua` for transitions
+//!   and updates, `expire.lua`, `purge.lua`, `lookup.lua`, each with a KEYS/ARGV/Returns
 //!   header) run by one Rust file of the same name in `src/ops/`; hashed once per process,
 //!   loaded at connect and reloaded by redis-rs when a server answers `NOSCRIPT`.
 //! - [`RedisStoreOptions::from_url`] takes ordermeta's `namespace=` parameter out of a store
@@ -76,8 +76,8 @@
 //! [`update`](ordermeta_core::MetadataStore::update) works like a transition (next section):
 //! read and decode the order, check its status and version, compute the new record
 //! ([`UpdateRequest::apply`](ordermeta_core::UpdateRequest::apply): the patch, `updated_at`,
-//! version + 1), and `update.lua` writes the fields that change only if the order's `op` token
-//! is still the one read. No history entry, the lease untouched; a terminal order's
+//! version + 1), and `cas.lua` writes the fields that change only if the order is still the
+//! record decided on. No history entry, the lease untouched; a terminal order's
 //! `{ns}:terminal` score follows the new `updated_at`, and its retention TTL restarts. A
 //! transition writes its [`FieldPatch`](ordermeta_core::FieldPatch) the same way, among the
 //! fields that change.
@@ -100,13 +100,20 @@
 //!
 //! ### Transitions
 //!
-//! A transition reads the order (HGETALL), decodes it strictly, checks the request against it
-//! and computes the new record ([`TransitionRequest::apply`](ordermeta_core::TransitionRequest::apply));
-//! `transition.lua` then writes the fields that change, but only if the order's `op` token is
-//! still the one read (every write of this store sets a fresh one). If another write came
-//! first, the order is read and judged again. So a record with any malformed field is never
-//! written by a transition (the call is `InvalidMetadata`, the record stays as it was), and a
-//! transition that answers an error wrote nothing.
+//! A transition decides on a decoded record — the one this store remembers writing or reading
+//! last ([`RedisStoreOptions::known_records`], default [`DEFAULT_KNOWN_RECORDS`] orders), else
+//! the order read (HGETALL) and decoded strictly — checks the request against it and computes
+//! the new record ([`TransitionRequest::apply`](ordermeta_core::TransitionRequest::apply)).
+//! `cas.lua` then writes the fields that change, and moves the order between index sets, but
+//! only if the HASH still holds exactly that record: every model field (present or absent),
+//! the `op` token (every write of this store sets a fresh one) and the field count, compared
+//! byte for byte in the script. Otherwise — another process wrote, an operator edited a field
+//! by hand, a TTL removed the order — the script writes nothing and answers `changed`, and the
+//! order is read and judged again. So a remembered record that went stale costs one round trip
+//! more, never a wrong write; a record with any malformed field is never written by a
+//! transition (the call is `InvalidMetadata`, the record stays as it was); a transition that
+//! answers an error wrote nothing; and an error (a conflict, `NotFound`, `InvalidMetadata`)
+//! is only ever answered from a record just read, never from a remembered one.
 //!
 //! `expire` asks the `open:*` sets for the orders whose good-til has passed (ZRANGEBYSCORE), so
 //! it costs O(expired), not O(orders); `purge` asks `{ns}:terminal` the same way. Both then hand
@@ -144,8 +151,10 @@
 //! - Versions saturate at `i64::MAX` (the largest any ordermeta store keeps): a record at it
 //!   stays usable, its version stops counting. Beyond it, a version is malformed.
 //!
-//! Every script checks the type of every key it touches and every field it relies on before
-//! its first write, so a script never fails half-way.
+//! Every script checks every field it relies on before its first write; index keys are
+//! type-checked first (`expire.lua`, `purge.lua`) or their writes are undone when one of them
+//! fails (`record.lua`, `cas.lua`, which write the HASH last). So a script never stops
+//! half-way.
 //!
 //! ### Scaling out
 //!
@@ -206,7 +215,7 @@
 //! did not happen and [`StoreError::Backend`](ordermeta_core::StoreError::Backend) is
 //! returned; if no answer comes in time, [`StoreError::Timeout`](ordermeta_core::StoreError::Timeout).
 //! A script call that a cluster client re-sends finds its own token and answers as the first
-//! call would have. Scripts are atomic and check everything before their first write, so a
+//! call would have. Scripts are atomic and never stop half-way (see *Damaged data*), so a
 //! crash or a kill never leaves a half-written record or index.
 //!
 //! ## Performance
