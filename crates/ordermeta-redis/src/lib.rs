@@ -220,48 +220,57 @@
 //!
 //! ## Performance
 //!
-//! `benches/redis.rs` runs 8 concurrent tasks on one connection beside bare redis-rs doing the
-//! same round trips with the same payload (HSET for `record`; HSET + HGETALL for a
-//! transition). Throughput ours / bare, three runs on a shared 2-core machine with the server
-//! on the same cores (2026-11-24):
+//! `benches/redis.rs` runs an order's life — `record`, pending -> active, the claim
+//! (`claim_for_cancel`), cancelling -> cancelled — with 1, 8 and 64 concurrent tasks on one
+//! connection, beside bare redis-rs `EVALSHA` of a minimal compare-and-set script per step on
+//! a HASH of the same fields (`record`: HSET unless the key exists; a transition: if the status
+//! is still the expected one, HSET the same changed fields and HINCRBY the version) — no
+//! indexes, no exact compare, no lease or history checks. Interleaved rounds (the sides take
+//! turns going first), medians; `ours, cold` is a store with
+//! [`known_records(0)`](RedisStoreOptions::known_records), which reads every order before
+//! writing it. Time ours / bare, medians of 7 rounds of 1000 orders, a private server on the
+//! same 2 cores as the bench and several other builds (load average 6–8), 2026-11-27:
 //!
-//! | operation | ours / bare |
-//! |---|---|
-//! | `record` | 0.63, 0.64, 0.73 |
-//! | `transition` (`claim_for_cancel`) | 0.51, 0.51, 0.54 |
+//! | step | 1 task | 8 tasks | 64 tasks | 8 tasks, cold | 64 tasks, cold |
+//! |---|---|---|---|---|---|
+//! | `record` | 2.47 | 2.30 | 2.38 | 2.19 | 2.04 |
+//! | active | 2.48 | 2.70 | 2.41 | 4.13 | 4.62 |
+//! | claim | 2.00 | 2.54 | 2.34 | 4.01 | 3.86 |
+//! | cancelled | 2.21 | 2.69 | 2.49 | 4.29 | 4.76 |
+//! | lifecycle | 2.26 | 2.56 | 2.54 | 3.60 | 3.52 |
 //!
-//! This is **below the 0.7 the project set**. The indexes are not what costs: with every
-//! index write taken out of the scripts (an experiment, not shipped) the same bench gave
-//! `record` 0.64 and 0.70 and `transition` 0.61 and 0.64. What costs is running each write as
-//! one atomic script: the script call itself, the existence check or compare-and-set read,
-//! the Lua-to-Redis conversion of ~45 arguments. (A `perf` profile of the `record` bench
-//! shows the client spending about the same CPU per operation on both sides, and the server
-//! more than twice as much for ours.) `SLOWLOG` puts a `record` script at
-//! a median 27 µs against 4 µs for a bare HSET (`INFO commandstats`, without the slow log's
-//! own overhead: 15.5 µs against 3.5 µs); a script doing nothing but HSET and three ZADDs
-//! already costs 10 µs against HSET's 3 µs on this server. The transition script was cut from
-//! six server calls to four (HGETALL, HSET, ZREM, ZADD), which took its median from 31 µs to
-//! 27 µs. Reaching 0.7 here would mean writing with plain commands instead of scripts, giving
-//! up the no-overwrite and compare-and-set guarantees every store must keep. Where the server
-//! has a core of its own its time per operation is the bound instead: at 15.5 µs, some
-//! 64 000 records/s per server core.
+//! CPU per order over the whole lifecycle (8 tasks; client = the bench process, server =
+//! `INFO cpu`): ours 113 µs client / 140 µs server, cold 192 / 162, bare 54 / 46.
+//! `BENCH_ROUNDS=7 cargo bench -p ordermeta --bench redis --features redis` reproduces it
+//! (`REDIS_URL` picks the server; about a minute). Another run that day gave the same
+//! picture: per step 1.9–3.0, lifecycle 2.3–2.5 (cold 3.3–3.5).
 //!
-//! Since then (issue 15) a transition reads the order first and its script only writes (see
-//! *Transitions*), and every script checks the types of the keys it writes. Measured A/B in
-//! one run on a private server (`INFO commandstats`, server time per call, 10 000 calls each,
-//! a busy machine, so the absolute values are high): a claim took 67 µs as one script and
-//! takes 58 µs now (HGETALL 6 + script 52), a `record` 43–54 µs before and 48 µs now, the same
-//! within the noise. A claim now costs one more round trip of latency. The ratios in the table
-//! above were measured before this change and have not been re-run since.
+//! **The issue's target, ≤ 1.3× bare, is not reached; what holds it** (server time per claim,
+//! `INFO commandstats`, medians of 11 interleaved rounds of 800 calls on a private server,
+//! same busy machine; the script's two status moves, without the open-index ZADD a claim also
+//! makes, ≈ 1 µs): bare 7.5 µs; ours 23.4 µs in one call, where the old path (HGETALL, then
+//! `transition.lua`) took 26.8 µs in two. Of ours, comparing the whole record costs
+//! 6.6 µs (23.4 against 16.8 comparing `op` only) and the index moves (ZREM from the old status
+//! set, ZADD to the new one) 5.5 µs (17.9 without them); what is left is bare's work plus
+//! passing the field names and the changed fields. Neither part can go without giving
+//! something up: the whole-record compare is what makes a remembered record safe (an
+//! operator's HSET leaves `op` as it was, so comparing `op` alone would write over a corrupt
+//! record — `tests/corrupt.rs` fails that way); the status sets are what `list` filters by.
+//! Measured and cut on the way: building the field names in the script from a mask (a Lua
+//! table of 28 names per call cost 3.5 µs; the caller passes them, 1.1 µs); a TYPE check per
+//! index key before writing (≈ 0.5 µs each; writes are now undone if one fails); the full
+//! record and 11 index keys in every transition's reply and KEYS (kept: the ZADD that puts an
+//! open order back in its open index on every transition, ≈ 1 µs, which heals an entry lost
+//! by hand and makes a claim fail cleanly on a broken open index); a `record` is 29.4 µs against 31.9 µs with the old script
+//! (bare 11.1). On the client, ours costs about twice bare's CPU: encoding the changed
+//! fields, the remembered snapshot and redis-rs' argument handling (a profile shows
+//! allocation first); a change that keeps the fixed fields (identity, good-til, symbol, …)
+//! no longer encodes them. Remembering is what takes a transition from 3.3–4.8× to
+//! 2.0–2.7×: one round trip instead of two, and no decode.
 //!
-//! The lookup indexes (issue 13) cost `record` one TYPE check and one ZADD per index. Server
-//! time per call, `SLOWLOG` medians of 2 000 interleaved calls each on a private server, two
-//! runs (2026-11-27, busy machine): `record` 45–48 µs with the script before issue 13, 52–57 µs
-//! now without a label, 57–62 µs with one, 60–65 µs also carrying an indexer id and a filled
-//! quantity. A transition's script is unchanged: a patch rides in the HSET it sends anyway
-//! (63–67 µs with a patch on a record holding the new fields, 73–75 µs without either: no cost
-//! measurable), and its HGETALL reads 6–7 µs either way. `update` is 24–26 µs (no index
-//! moves) after its HGETALL; a lookup is ZREVRANGE (2–3 µs) then HGETALL.
+//! With many cores the server's time per call is the bound: at some 23 µs per transition
+//! and 30 µs per `record`, a namespace (one slot, one server core) does roughly 10 000 order
+//! lifecycles a second; more namespaces spread over shards (see *Scaling out*).
 //!
 //! ## Example
 //!
