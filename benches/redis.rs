@@ -1,53 +1,95 @@
-//! Redis store throughput beside bare redis-rs doing the same round trips with the same payload,
-//! in the same run, on the same server (`REDIS_URL`, default `redis://127.0.0.1:6379`).
+//! The Redis store beside a bare redis-rs compare-and-set, in the same run, on the same server
+//! (`REDIS_URL`, default `redis://127.0.0.1:6379`): an order's life, step by step.
 //!
-//! - record:     ours = `record` (one EVALSHA: existence check, HSET, index ZADDs);
-//!   bare = one HSET of the same fields.
-//! - transition: ours = `claim_for_cancel` (one EVALSHA: compare-and-set, history append, index
-//!   moves, the updated record decoded); bare = one pipelined HSET of the changed fields plus
-//!   HGETALL of the record.
+//! - **ours**: `record` (pending), `transition` pending -> active, `claim_for_cancel`
+//!   (active -> cancelling with a lease), `transition` cancelling -> cancelled; a store with
+//!   its default remembered records, and (column `ours, cold`) one with
+//!   `known_records(0)`, which reads every order before writing it.
+//! - **bare**: redis-rs `EVALSHA` of a minimal script per step on an order HASH of the same
+//!   fields: `record` = "HSET all fields unless the key exists"; each transition = "if the
+//!   status is still the expected one, HSET the changed fields (the same values ours writes)
+//!   and HINCRBY the version". No indexes, no lease or history checks, no read-back: the
+//!   least a compare-and-set on Redis costs.
 //!
-//! Each benchmark runs 8 concurrent tasks over one connection (a multiplexed connection is
-//! what both use). At the end the ratio ours/bare of throughput is printed.
+//! With 1, 8 and 64 concurrent tasks on one multiplexed connection each. Every round runs
+//! each side on fresh orders, the sides in turn (who goes first alternates); a step's time
+//! is the wall-clock of all its calls divided by their number. The table shows medians over
+//! the rounds and the median of the rounds' ratios ours / bare; `lifecycle` is the four
+//! steps' sum.
 //!
-//! `CARGO_TARGET_DIR=/work/target-redis cargo bench -p ordermeta --bench redis --features redis`
+//! `BENCH_ROUNDS=7 cargo bench -p ordermeta --bench redis --features redis` (about a
+//! minute); `BENCH_ORDERS` sets the orders per round and side (default 1000), `BENCH_TASKS`
+//! runs one task count only.
 
 mod support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ordermeta::redis::RedisStore;
-use ordermeta::redis::redis::{self, aio::ConnectionManager};
-use ordermeta::{MetadataStore, MetadataStoreExt, OrderMetadata, OrderStatus};
+use ordermeta::redis::redis::{self, Script, aio::ConnectionManager};
+use ordermeta::{MetadataStore, MetadataStoreExt, OrderMetadata, OrderStatus, TransitionRequest};
 use ordermeta_core::conformance::short_term;
 // Not public API: the root package's dev-dependency enables `bench-internals` for it.
 use ordermeta_redis::hash_fields;
 
-const TASKS: u64 = 8;
+const TASKS: [usize; 3] = [1, 8, 64];
+const STEPS: [&str; 4] = ["record", "active", "claim", "cancelled"];
+/// The sides, in the table's order.
+const SIDES: [&str; 3] = ["ours", "ours, cold", "bare"];
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-/// Per benchmark: total operations and total timed wall-clock, from our own timing loop.
-static TOTALS: support::Totals = support::Totals::new();
+/// Bare `record`: the fields, unless the order exists.
+const BARE_RECORD: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end \
+    redis.call('HSET', KEYS[1], unpack(ARGV)) return 1";
+/// Bare transition: ARGV[1] the expected status, then the field/value pairs to set.
+const BARE_CAS: &str = "if redis.call('HGET', KEYS[1], 'status') ~= ARGV[1] then return 0 end \
+    redis.call('HSET', KEYS[1], unpack(ARGV, 2)) \
+    redis.call('HINCRBY', KEYS[1], 'version', 1) return 1";
 
-fn order(n: u64, status: OrderStatus) -> OrderMetadata {
-    short_term(&format!("bench-{n:012}"), status, 1_000_000)
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
-/// Runs `op(n)` for `iters` fresh order numbers, spread over 8 concurrent tasks; the wall-clock.
-async fn concurrently<F, Fut>(ids: Arc<Vec<u64>>, op: F) -> Duration
+/// Order `n`: a short-term order with a client id of its own.
+fn order(n: u64) -> OrderMetadata {
+    let mut m = short_term(&format!("bench-{n:012}"), OrderStatus::Pending, 1_000_000);
+    m.dydx_order_id.client_id = n as u32;
+    m
+}
+
+/// The transition of step `step` (1..=3) of order `id`.
+fn request(step: usize, id: &str) -> TransitionRequest {
+    let (from, to) = match step {
+        1 => (OrderStatus::Pending, OrderStatus::Active),
+        2 => (OrderStatus::Active, OrderStatus::Cancelling),
+        _ => (OrderStatus::Cancelling, OrderStatus::Cancelled),
+    };
+    let req = TransitionRequest::new(id, &[from], to);
+    if step == 2 {
+        // What claim_for_cancel sends.
+        let until = req.at + chrono::Duration::seconds(60);
+        req.reason("cancel claimed")
+            .lease(ordermeta_core::Lease::new("bench", until))
+    } else {
+        req
+    }
+}
+
+/// Runs `op(task, n)` for every order of `ids`, spread over `tasks` tasks; time per call.
+async fn step<F, Fut>(tasks: usize, ids: &Arc<Vec<u64>>, op: F) -> Duration
 where
     F: Fn(u64) -> Fut + Send + Sync + Clone + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
     let start = Instant::now();
     let mut set = tokio::task::JoinSet::new();
-    for t in 0..TASKS {
+    for t in 0..tasks {
         let (ids, op) = (ids.clone(), op.clone());
         set.spawn(async move {
-            for &n in ids.iter().skip(t as usize).step_by(TASKS as usize) {
+            for &n in ids.iter().skip(t).step_by(tasks) {
                 op(n).await;
             }
         });
@@ -55,224 +97,269 @@ where
     while let Some(r) = set.join_next().await {
         r.expect("bench task");
     }
-    start.elapsed()
+    start.elapsed() / ids.len().max(1) as u32
 }
 
-fn fresh_ids(iters: u64) -> Arc<Vec<u64>> {
-    let first = NEXT_ID.fetch_add(iters, Ordering::Relaxed);
-    Arc::new((first..first + iters).collect())
+/// CPU time so far: this process's (all threads, from `/proc/self/task/*/schedstat`, Linux
+/// only, 0 elsewhere) and the server's (`INFO cpu`), in µs.
+async fn cpu(conn: &ConnectionManager) -> (f64, f64) {
+    let mut client_ns = 0u64;
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for t in tasks.flatten() {
+            let stat = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+            client_ns += stat
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    let info: String = redis::cmd("INFO")
+        .arg("cpu")
+        .query_async(&mut conn.clone())
+        .await
+        .expect("info cpu");
+    let server_s: f64 = info
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("used_cpu_sys:")
+                .or(l.strip_prefix("used_cpu_user:"))
+        })
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .sum();
+    (client_ns as f64 / 1e3, server_s * 1e6)
 }
 
-fn bare_key(ns: &str, n: u64) -> String {
-    format!("{{{ns}}}:bare:{n}")
+/// What one side's run of a round measured: the time per call of each step, and the CPU per
+/// order (client, server; µs) over the four steps.
+type Run = ([Duration; 4], (f64, f64));
+
+/// One lifecycle of every order of `ids` through `store`.
+async fn ours(
+    store: &RedisStore,
+    cpu_conn: &ConnectionManager,
+    tasks: usize,
+    ids: &Arc<Vec<u64>>,
+) -> Run {
+    let before = cpu(cpu_conn).await;
+    let mut t = [Duration::ZERO; 4];
+    let s = store.clone();
+    t[0] = step(tasks, ids, move |n| {
+        let s = s.clone();
+        async move { s.record(&order(n)).await.expect("record") }
+    })
+    .await;
+    for (i, slot) in t.iter_mut().enumerate().skip(1) {
+        let s = store.clone();
+        *slot = step(tasks, ids, move |n| {
+            let s = s.clone();
+            async move {
+                let id = format!("bench-{n:012}");
+                let m = if i == 2 {
+                    s.claim_for_cancel(&id).await
+                } else {
+                    s.transition(&request(i, &id)).await
+                }
+                .expect("transition");
+                assert_eq!(m.version, i as u64 + 1);
+            }
+        })
+        .await;
+    }
+    let used = per_order(before, cpu(cpu_conn).await, ids.len());
+    store.delete_namespace().await.expect("cleanup");
+    (t, used)
 }
 
-async fn bare_cleanup(conn: &ConnectionManager, ns: &str, ids: &[u64]) {
-    for chunk in ids.chunks(500) {
-        let keys: Vec<String> = chunk.iter().map(|&n| bare_key(ns, n)).collect();
-        let _: () = redis::cmd("DEL")
-            .arg(keys)
-            .query_async(&mut conn.clone())
+fn per_order(before: (f64, f64), after: (f64, f64), orders: usize) -> (f64, f64) {
+    let n = orders.max(1) as f64;
+    ((after.0 - before.0) / n, (after.1 - before.1) / n)
+}
+
+/// The bare side: its connection, scripts and namespace.
+#[derive(Clone)]
+struct Bare {
+    conn: ConnectionManager,
+    record: Arc<Script>,
+    cas: Arc<Script>,
+    ns: Arc<str>,
+}
+
+impl Bare {
+    fn key(&self, n: u64) -> String {
+        format!("{{{}}}:bare:{n}", self.ns)
+    }
+
+    /// Step `step` (1..=3) of order `n`: the same record change ours makes, its changed
+    /// fields sent to the minimal compare-and-set.
+    async fn transition(&self, step: usize, n: u64) {
+        let mut m = order(n);
+        for s in 1..step {
+            request(s, &m.order_id.clone()).apply(&mut m);
+        }
+        let before = hash_fields(&m);
+        let from = m.status;
+        request(step, &m.order_id.clone()).apply(&mut m);
+        let mut inv = self.cas.key(self.key(n));
+        inv.arg(from.as_str());
+        for (f, v) in hash_fields(&m) {
+            if f != "version" && !before.contains(&(f, v.clone())) {
+                inv.arg(f).arg(v);
+            }
+        }
+        let ok: i64 = inv
+            .invoke_async(&mut self.conn.clone())
             .await
-            .expect("del");
+            .expect("bare cas");
+        assert_eq!(ok, 1);
+    }
+
+    async fn lifecycle(&self, tasks: usize, ids: &Arc<Vec<u64>>) -> Run {
+        let before = cpu(&self.conn).await;
+        let mut t = [Duration::ZERO; 4];
+        let b = self.clone();
+        t[0] = step(tasks, ids, move |n| {
+            let b = b.clone();
+            async move {
+                let ok: i64 = b
+                    .record
+                    .key(b.key(n))
+                    .arg(hash_fields(&order(n)))
+                    .invoke_async(&mut b.conn.clone())
+                    .await
+                    .expect("bare record");
+                assert_eq!(ok, 1);
+            }
+        })
+        .await;
+        for (i, slot) in t.iter_mut().enumerate().skip(1) {
+            let b = self.clone();
+            *slot = step(tasks, ids, move |n| {
+                let b = b.clone();
+                async move { b.transition(i, n).await }
+            })
+            .await;
+        }
+        let used = per_order(before, cpu(&self.conn).await, ids.len());
+        for chunk in ids.chunks(500) {
+            let keys: Vec<String> = chunk.iter().map(|&n| self.key(n)).collect();
+            let _: () = redis::cmd("DEL")
+                .arg(keys)
+                .query_async(&mut self.conn.clone())
+                .await
+                .expect("bare cleanup");
+        }
+        (t, used)
     }
 }
 
-fn bench(c: &mut Criterion) {
+fn main() {
+    let rounds = env_usize("BENCH_ROUNDS", 5).max(1);
+    let orders = env_usize("BENCH_ORDERS", 1000).max(64) as u64;
     let rt = support::multi_thread_runtime(2);
     let url = support::redis_url();
     let ns = support::unique_name("bench");
-    let store = rt
-        .block_on(RedisStore::options().namespace(&ns).connect(&url))
-        .unwrap_or_else(|e| support::redis_missing(&url, e));
-    let bare = rt
-        .block_on(async {
-            let client = redis::Client::open(url.as_str())?;
-            ConnectionManager::new(client).await
-        })
-        .expect("bare connection");
-
-    let mut g = c.benchmark_group("redis");
-    g.sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .throughput(Throughput::Elements(1));
-
-    g.bench_function("record/ordermeta", |b| {
-        b.to_async(&rt).iter_custom(|iters| {
-            let store = store.clone();
-            async move {
-                let s = store.clone();
-                let took = concurrently(fresh_ids(iters), move |n| {
-                    let s = s.clone();
-                    async move {
-                        s.record(&order(n, OrderStatus::Pending))
-                            .await
-                            .expect("record");
-                    }
-                })
-                .await;
-                TOTALS.note("record/ordermeta", iters, took);
-                store.delete_namespace().await.expect("cleanup");
-                took
-            }
-        })
-    });
-
-    g.bench_function("record/bare_hset", |b| {
-        b.to_async(&rt).iter_custom(|iters| {
-            let (bare, ns) = (bare.clone(), ns.clone());
-            async move {
-                let ids = fresh_ids(iters);
-                let (c, n2) = (bare.clone(), ns.clone());
-                let took = concurrently(ids.clone(), move |n| {
-                    let (mut c, ns) = (c.clone(), n2.clone());
-                    async move {
-                        let fields = hash_fields(&order(n, OrderStatus::Pending));
-                        let _: () = redis::cmd("HSET")
-                            .arg(bare_key(&ns, n))
-                            .arg(fields)
-                            .query_async(&mut c)
-                            .await
-                            .expect("hset");
-                    }
-                })
-                .await;
-                TOTALS.note("record/bare_hset", iters, took);
-                bare_cleanup(&bare, &ns, &ids).await;
-                took
-            }
-        })
-    });
-
-    g.bench_function("transition/ordermeta", |b| {
-        b.to_async(&rt).iter_custom(|iters| {
-            let store = store.clone();
-            async move {
-                let ids = fresh_ids(iters);
-                // Untimed: the active orders to claim.
-                for chunk in ids.chunks(500) {
-                    let recs: Vec<_> = chunk
-                        .iter()
-                        .map(|&n| order(n, OrderStatus::Active))
-                        .collect();
-                    store.record_many(&recs).await.expect("setup");
-                }
-                let s = store.clone();
-                let took = concurrently(ids, move |n| {
-                    let s = s.clone();
-                    async move {
-                        let m = s
-                            .claim_for_cancel(&format!("bench-{n:012}"))
-                            .await
-                            .expect("claim");
-                        assert_eq!(m.version, 2);
-                    }
-                })
-                .await;
-                TOTALS.note("transition/ordermeta", iters, took);
-                store.delete_namespace().await.expect("cleanup");
-                took
-            }
-        })
-    });
-
-    g.bench_function("transition/bare_hset_hgetall", |b| {
-        b.to_async(&rt).iter_custom(|iters| {
-            let (bare, ns) = (bare.clone(), ns.clone());
-            async move {
-                let ids = fresh_ids(iters);
-                for chunk in ids.chunks(500) {
-                    let mut p = redis::pipe();
-                    for &n in chunk {
-                        p.cmd("HSET")
-                            .arg(bare_key(&ns, n))
-                            .arg(hash_fields(&order(n, OrderStatus::Active)))
-                            .ignore();
-                    }
-                    let _: () = p.query_async(&mut bare.clone()).await.expect("setup");
-                }
-                let (c, n2) = (bare.clone(), ns.clone());
-                let took = concurrently(ids.clone(), move |n| {
-                    let (mut c, ns) = (c.clone(), n2.clone());
-                    async move {
-                        // The same change our script makes, as plain commands.
-                        let mut m = order(n, OrderStatus::Active);
-                        let req = ordermeta::TransitionRequest::new(
-                            &m.order_id,
-                            &[OrderStatus::Active],
-                            OrderStatus::Cancelling,
-                        );
-                        req.apply(&mut m);
-                        let key = bare_key(&ns, n);
-                        let mut p = redis::pipe();
-                        p.cmd("HSET")
-                            .arg(&key)
-                            .arg("status")
-                            .arg(m.status.as_str())
-                            .arg("updated_at")
-                            .arg(ordermeta::to_micros(m.updated_at))
-                            .arg("version")
-                            .arg(m.version)
-                            .arg("history")
-                            .arg(serde_history(&m))
-                            .ignore();
-                        p.cmd("HGETALL").arg(&key);
-                        let (h,): (std::collections::HashMap<String, String>,) =
-                            p.query_async(&mut c).await.expect("hset+hgetall");
-                        assert_eq!(h.get("version").map(String::as_str), Some("2"));
-                    }
-                })
-                .await;
-                TOTALS.note("transition/bare_hset_hgetall", iters, took);
-                bare_cleanup(&bare, &ns, &ids).await;
-                took
-            }
-        })
-    });
-    g.finish();
-
-    rt.block_on(store.delete_namespace()).expect("cleanup");
-    report();
-}
-
-/// The history JSON as stored (what the script appends to, here written whole).
-fn serde_history(m: &OrderMetadata) -> String {
-    hash_fields(m)
-        .into_iter()
-        .find(|(f, _)| *f == "history")
-        .map(|(_, v)| v)
-        .unwrap_or_default()
-}
-
-fn report() {
-    let rows: Vec<support::Row> = [
-        ("record", "record/ordermeta", "record/bare_hset"),
-        (
-            "transition",
-            "transition/ordermeta",
-            "transition/bare_hset_hgetall",
-        ),
-    ]
-    .into_iter()
-    .map(|(name, ours, bare)| {
-        let (ours, bare) = (TOTALS.ops_per_sec(ours), TOTALS.ops_per_sec(bare));
-        support::Row {
-            name: name.to_owned(),
-            ours,
-            bare,
-            ratio: support::ratio(ours, bare),
+    let connect = |known: Option<usize>| {
+        let mut o = RedisStore::options().namespace(&ns);
+        if let Some(n) = known {
+            o = o.known_records(n);
         }
-    })
-    .collect();
-    support::print_ratio_table(
-        &format!("throughput with {TASKS} concurrent tasks, from the timed loops"),
-        "bare redis-rs (HSET; HSET + HGETALL)",
-        "ops/s",
-        &rows,
-        "(ratio: ours / bare throughput)",
+        rt.block_on(o.connect(&url))
+            .unwrap_or_else(|e| support::redis_missing(&url, e))
+    };
+    let warm = connect(None);
+    let cold = connect(Some(0));
+    let bare = rt.block_on(async {
+        let client = redis::Client::open(url.as_str()).expect("bare client");
+        Bare {
+            conn: ConnectionManager::new(client)
+                .await
+                .expect("bare connection"),
+            record: Arc::new(Script::new(BARE_RECORD)),
+            cas: Arc::new(Script::new(BARE_CAS)),
+            ns: ns.as_str().into(),
+        }
+    });
+    println!("redis bench: {rounds} rounds of {orders} orders per side and task count");
+    let mut next = 0u64;
+    let only: Option<usize> = std::env::var("BENCH_TASKS")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    for tasks in TASKS.into_iter().filter(|t| only.is_none_or(|o| o == *t)) {
+        // times[side][round][step]
+        let mut times = vec![Vec::new(); SIDES.len()];
+        for round in 0..rounds {
+            let mut order_of: Vec<usize> = (0..SIDES.len()).collect();
+            order_of.rotate_left(round % SIDES.len());
+            for side in order_of {
+                let ids = Arc::new((next..next + orders).collect::<Vec<_>>());
+                next += orders;
+                let t = rt.block_on(async {
+                    match side {
+                        0 => ours(&warm, &bare.conn, tasks, &ids).await,
+                        1 => ours(&cold, &bare.conn, tasks, &ids).await,
+                        _ => bare.lifecycle(tasks, &ids).await,
+                    }
+                });
+                times[side].push(t);
+            }
+        }
+        report(tasks, &times);
+    }
+}
+
+/// Prints one task count's table: per step, the median µs per call of each side and the
+/// medians of the rounds' ratios to bare; then the CPU per order of each side.
+fn report(tasks: usize, times: &[Vec<Run>]) {
+    let secs = |side: usize, round: usize, step: Option<usize>| -> f64 {
+        let t = &times[side][round].0;
+        match step {
+            Some(s) => t[s].as_secs_f64(),
+            None => t.iter().map(Duration::as_secs_f64).sum(),
+        }
+    };
+    let rounds = times[0].len();
+    println!(
+        "\n{tasks} task(s): µs per call, medians of {rounds} rounds; ratio = median of the rounds' ours / bare"
+    );
+    println!("| step | ours | ours, cold | bare | ours / bare | cold / bare |");
+    println!("|---|---|---|---|---|---|");
+    let steps = (0..4).map(Some).chain([None]);
+    for step in steps {
+        let name = step.map_or("lifecycle", |s| STEPS[s]);
+        let med = |side| support::median((0..rounds).map(|r| secs(side, r, step)).collect());
+        let ratio = |side| {
+            support::median(
+                (0..rounds)
+                    .map(|r| support::ratio(secs(side, r, step), secs(2, r, step)))
+                    .collect(),
+            )
+        };
+        println!(
+            "| {name} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} |",
+            med(0) * 1e6,
+            med(1) * 1e6,
+            med(2) * 1e6,
+            ratio(0),
+            ratio(1)
+        );
+    }
+    let cpu = |side: usize, which: usize| {
+        support::median(
+            times[side]
+                .iter()
+                .map(|(_, c)| if which == 0 { c.0 } else { c.1 })
+                .collect(),
+        )
+    };
+    println!(
+        "CPU µs per order (whole lifecycle), client / server: ours {:.1} / {:.1}, ours cold \
+         {:.1} / {:.1}, bare {:.1} / {:.1}",
+        cpu(0, 0),
+        cpu(0, 1),
+        cpu(1, 0),
+        cpu(1, 1),
+        cpu(2, 0),
+        cpu(2, 1)
     );
 }
-
-criterion_group!(benches, bench);
-criterion_main!(benches);

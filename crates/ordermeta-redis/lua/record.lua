@@ -1,7 +1,8 @@
 -- record.lua: records new orders, all or nothing.
 --
--- Every script of this crate takes the same eleven index keys first; all keys share the
--- namespace's hash tag, so one script call touches one Redis Cluster slot.
+-- Every script of this crate but cas.lua and lookup.lua takes the same eleven index keys
+-- first; all keys share the namespace's hash tag, so one script call touches one Redis
+-- Cluster slot.
 --
 -- KEYS[1]      {ns}:ids              ZSET of every order id (score 0, read in byte order)
 -- KEYS[2]      {ns}:open:gtb         ZSET of open short-term orders, score = good-til block
@@ -16,39 +17,30 @@
 -- ARGV[1]      retention TTL of terminal records in milliseconds, 0 for none
 -- ARGV[2]      operation token, written to the field `op` (recognises a retry of this call)
 -- ARGV[3]      number of records n
--- ARGV[4..]    per record: order id, status, good-til block or '', good-til block time or '',
---              updated_at (µs), placed_at (µs), k, field count f, then f field/value pairs of
---              the HASH (the claim lease, lease_token and lease_until, among them when the
---              record holds one)
+-- ARGV[4..]    per record: order id, the KEYS position of its status set (5..11), the KEYS
+--              position of its place (2 or 3: open, by good-til; 4: terminal) and its score
+--              there (the good-til, or updated_at in µs), placed_at (µs), k, field count f,
+--              then f field/value pairs of the HASH (`op` first; the claim lease,
+--              lease_token and lease_until, among them when the record holds one)
 --
 -- Returns: {'ok'}                          every record written (or this very call already had been)
 --          {'exists', <order id>}          the first id that exists or repeats; nothing written
 --          {'corrupt', <order id>, <why>}  the id's key holds no hash; nothing written
 --          {'index', <key>, <type>}        an index key holds no sorted set; nothing written
-
--- Written for speed: no tables per record, fields passed to HSET straight from ARGV.
-local STATUSES = {'pending', 'active', 'cancelling', 'cancelled', 'expired', 'filled', 'failed'}
-local OPEN = {pending = true, active = true, cancelling = true}
+--
+-- Written for speed: no tables per record, fields passed to HSET straight from ARGV, and no
+-- type check of index keys when all is well: index writes run first, each logged, and are
+-- undone if one fails (a key of another type); the HASHes are written last.
 
 local ttl = tonumber(ARGV[1])
 local token = ARGV[2]
 local n = tonumber(ARGV[3])
 
--- Check everything before writing anything (all or nothing): the order keys, and the type of
--- every index key a write below touches (a write to a key of another type would fail half-way).
-local checked = {}
-local function index_type(k)
-  if checked[k] then return nil end
-  checked[k] = true
-  local t = redis.call('TYPE', k)['ok']
-  if t ~= 'zset' and t ~= 'none' then return t end
-  return nil
-end
+-- The order keys: each must not exist (or hold this very call's write).
 local seen = n > 1 and {} or nil
 local p, kp = 4, 12
 for i = 1, n do
-  local id, status, key = ARGV[p], ARGV[p + 1], KEYS[kp]
-  local k = tonumber(ARGV[p + 6])
+  local id, key = ARGV[p], KEYS[kp]
   if seen then
     if seen[id] then return {'exists', id} end
     seen[id] = true
@@ -60,52 +52,81 @@ for i = 1, n do
   elseif t ~= 'none' then
     return {'corrupt', id, "the order's key holds a " .. t .. ', not a hash'}
   end
-  local touched = {KEYS[1]}
-  for s = 1, 7 do
-    if STATUSES[s] == status then touched[2] = KEYS[4 + s] break end
+  kp = kp + 1 + tonumber(ARGV[p + 5])
+  p = p + 7 + 2 * tonumber(ARGV[p + 6])
+end
+
+-- Index writes, logged as (key, member, score to restore or false to remove).
+local log, nlog = {}, 0
+local failed = nil
+local function undo_all()
+  for j = nlog - 2, 1, -3 do
+    local k, m, prev = log[j], log[j + 1], log[j + 2]
+    if prev then redis.call('ZADD', k, prev, m) else redis.call('ZREM', k, m) end
   end
-  if OPEN[status] then
-    if ARGV[p + 2] ~= '' then touched[#touched + 1] = KEYS[2] end
-    if ARGV[p + 3] ~= '' then touched[#touched + 1] = KEYS[3] end
-  else
-    touched[#touched + 1] = KEYS[4]
+end
+-- ZADD that logs what it added (a member already there keeps the new score on undo: only a
+-- stale entry, of an order gone without its index entries, can be there).
+local function add(k, score, id)
+  local r = redis.pcall('ZADD', k, score, id)
+  if type(r) == 'table' then failed = k return false end
+  if r == 1 then
+    log[nlog + 1], log[nlog + 2], log[nlog + 3] = k, id, false
+    nlog = nlog + 3
   end
-  if ttl > 0 then
-    for j = 2, 11 do touched[#touched + 1] = KEYS[j] end
+  return true
+end
+-- ZREM of a stale entry, logged with its score.
+local function drop(k, id)
+  local s = redis.pcall('ZSCORE', k, id)
+  if type(s) == 'table' then failed = k return false end
+  if s then
+    redis.call('ZREM', k, id)
+    log[nlog + 1], log[nlog + 2], log[nlog + 3] = k, id, s
+    nlog = nlog + 3
   end
-  for j = 1, k do touched[#touched + 1] = KEYS[kp + j] end
-  for _, ik in ipairs(touched) do
-    local bad = index_type(ik)
-    if bad then return {'index', ik, bad} end
-  end
-  p = p + 8 + 2 * tonumber(ARGV[p + 7])
-  kp = kp + 1 + k
+  return true
 end
 
 p, kp = 4, 12
 for i = 1, n do
-  local id, status, key = ARGV[p], ARGV[p + 1], KEYS[kp]
-  local k = tonumber(ARGV[p + 6])
-  local last = p + 7 + 2 * tonumber(ARGV[p + 7])
+  local id = ARGV[p]
+  local k = tonumber(ARGV[p + 5])
+  local ok = true
   -- A record removed by its retention TTL leaves index entries behind; drop them first.
-  if ttl > 0 and redis.call('ZSCORE', KEYS[1], id) then
-    -- (Its lookup entries cannot be found without the old record: lookups drop them.)
-    for j = 2, 11 do redis.call('ZREM', KEYS[j], id) end
+  -- (Its lookup entries cannot be found without the old record: lookups drop them.)
+  if ttl > 0 then
+    local s = redis.pcall('ZSCORE', KEYS[1], id)
+    if type(s) == 'table' then
+      ok, failed = false, KEYS[1]
+    elseif s then
+      for j = 2, 11 do
+        if not drop(KEYS[j], id) then ok = false break end
+      end
+    end
   end
-  redis.call('HSET', key, unpack(ARGV, p + 8, last))
-  redis.call('ZADD', KEYS[1], 0, id)
-  for j = 1, k do redis.call('ZADD', KEYS[kp + j], ARGV[p + 5], id) end
-  for s = 1, 7 do
-    if STATUSES[s] == status then redis.call('ZADD', KEYS[4 + s], 0, id) break end
+  ok = ok and add(KEYS[1], 0, id)
+    and add(KEYS[tonumber(ARGV[p + 1])], 0, id)
+    and add(KEYS[tonumber(ARGV[p + 2])], ARGV[p + 3], id)
+  for j = 1, k do
+    ok = ok and add(KEYS[kp + j], ARGV[p + 4], id)
   end
-  if OPEN[status] then
-    if ARGV[p + 2] ~= '' then redis.call('ZADD', KEYS[2], ARGV[p + 2], id) end
-    if ARGV[p + 3] ~= '' then redis.call('ZADD', KEYS[3], ARGV[p + 3], id) end
-  else
-    redis.call('ZADD', KEYS[4], ARGV[p + 4], id)
-    if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+  if not ok then
+    undo_all()
+    return {'index', failed, redis.call('TYPE', failed)['ok']}
   end
-  p = last + 1
   kp = kp + 1 + k
+  p = p + 7 + 2 * tonumber(ARGV[p + 6])
+end
+
+-- The HASHes.
+p, kp = 4, 12
+for i = 1, n do
+  local key = KEYS[kp]
+  local last = p + 6 + 2 * tonumber(ARGV[p + 6])
+  redis.call('HSET', key, unpack(ARGV, p + 7, last))
+  if ttl > 0 and ARGV[p + 2] == '4' then redis.call('PEXPIRE', key, ttl) end
+  kp = kp + 1 + tonumber(ARGV[p + 5])
+  p = last + 1
 end
 return {'ok'}

@@ -231,10 +231,18 @@ fn check(order_id: &str, h: &RawHash) -> Result<(), TestCaseError> {
             prop_assert!(m.validate().is_ok(), "decoded an invalid record: {:?}", m);
             // What was accepted is stored back unchanged and read back the same.
             prop_assert_eq!(codec::decode(order_id, &raw(&m)).ok(), Some(m.clone()));
-            let (set, delete) = codec::changes(h, &m);
+            // What a compare-and-set over it writes turns it into the encoding of the record.
+            let snap = crate::known::Snapshot::read(order_id, h)
+                .map_err(|e| TestCaseError::fail(format!("decoded, then no snapshot: {e}")))?;
+            let (set, delete) = snap.changes(&m);
             prop_assert!(
                 set.iter().all(|(f, _)| FIELDS.contains(f))
                     && delete.iter().all(|f| FIELDS.contains(f))
+            );
+            let after = snap.after(m.clone(), "t", &set, &delete);
+            prop_assert_eq!(
+                after.fields,
+                crate::known::Snapshot::recorded(&m, "t").fields
             );
         }
         Err(e) => {

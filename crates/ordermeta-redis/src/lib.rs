@@ -8,8 +8,8 @@
 //! - ACL user and password, and TLS, come from the URL
 //!   (`rediss://user:password@host:6380/`); [`RedisStoreOptions::tls_root_cert`] adds a
 //!   private CA.
-//! - Every atomic operation is one Lua script (`lua/record.lua`, `transition.lua`,
-//!   `update.lua`, `expire.lua`, `purge.lua`, `lookup.lua`, each with a KEYS/ARGV/Returns
+//! - Every atomic operation is one Lua script (`lua/record.lua`, `cas.lua` for transitions
+//!   and updates, `expire.lua`, `purge.lua`, `lookup.lua`, each with a KEYS/ARGV/Returns
 //!   header) run by one Rust file of the same name in `src/ops/`; hashed once per process,
 //!   loaded at connect and reloaded by redis-rs when a server answers `NOSCRIPT`.
 //! - [`RedisStoreOptions::from_url`] takes ordermeta's `namespace=` parameter out of a store
@@ -76,8 +76,8 @@
 //! [`update`](ordermeta_core::MetadataStore::update) works like a transition (next section):
 //! read and decode the order, check its status and version, compute the new record
 //! ([`UpdateRequest::apply`](ordermeta_core::UpdateRequest::apply): the patch, `updated_at`,
-//! version + 1), and `update.lua` writes the fields that change only if the order's `op` token
-//! is still the one read. No history entry, the lease untouched; a terminal order's
+//! version + 1), and `cas.lua` writes the fields that change only if the order is still the
+//! record decided on. No history entry, the lease untouched; a terminal order's
 //! `{ns}:terminal` score follows the new `updated_at`, and its retention TTL restarts. A
 //! transition writes its [`FieldPatch`](ordermeta_core::FieldPatch) the same way, among the
 //! fields that change.
@@ -100,13 +100,20 @@
 //!
 //! ### Transitions
 //!
-//! A transition reads the order (HGETALL), decodes it strictly, checks the request against it
-//! and computes the new record ([`TransitionRequest::apply`](ordermeta_core::TransitionRequest::apply));
-//! `transition.lua` then writes the fields that change, but only if the order's `op` token is
-//! still the one read (every write of this store sets a fresh one). If another write came
-//! first, the order is read and judged again. So a record with any malformed field is never
-//! written by a transition (the call is `InvalidMetadata`, the record stays as it was), and a
-//! transition that answers an error wrote nothing.
+//! A transition decides on a decoded record — the one this store remembers writing or reading
+//! last ([`RedisStoreOptions::known_records`], default [`DEFAULT_KNOWN_RECORDS`] orders), else
+//! the order read (HGETALL) and decoded strictly — checks the request against it and computes
+//! the new record ([`TransitionRequest::apply`](ordermeta_core::TransitionRequest::apply)).
+//! `cas.lua` then writes the fields that change, and moves the order between index sets, but
+//! only if the HASH still holds exactly that record: every model field (present or absent),
+//! the `op` token (every write of this store sets a fresh one) and the field count, compared
+//! byte for byte in the script. Otherwise — another process wrote, an operator edited a field
+//! by hand, a TTL removed the order — the script writes nothing and answers `changed`, and the
+//! order is read and judged again. So a remembered record that went stale costs one round trip
+//! more, never a wrong write; a record with any malformed field is never written by a
+//! transition (the call is `InvalidMetadata`, the record stays as it was); a transition that
+//! answers an error wrote nothing; and an error (a conflict, `NotFound`, `InvalidMetadata`)
+//! is only ever answered from a record just read, never from a remembered one.
 //!
 //! `expire` asks the `open:*` sets for the orders whose good-til has passed (ZRANGEBYSCORE), so
 //! it costs O(expired), not O(orders); `purge` asks `{ns}:terminal` the same way. Both then hand
@@ -144,8 +151,10 @@
 //! - Versions saturate at `i64::MAX` (the largest any ordermeta store keeps): a record at it
 //!   stays usable, its version stops counting. Beyond it, a version is malformed.
 //!
-//! Every script checks the type of every key it touches and every field it relies on before
-//! its first write, so a script never fails half-way.
+//! Every script checks every field it relies on before its first write; index keys are
+//! type-checked first (`expire.lua`, `purge.lua`) or their writes are undone when one of them
+//! fails (`record.lua`, `cas.lua`, which write the HASH last). So a script never stops
+//! half-way.
 //!
 //! ### Scaling out
 //!
@@ -206,53 +215,62 @@
 //! did not happen and [`StoreError::Backend`](ordermeta_core::StoreError::Backend) is
 //! returned; if no answer comes in time, [`StoreError::Timeout`](ordermeta_core::StoreError::Timeout).
 //! A script call that a cluster client re-sends finds its own token and answers as the first
-//! call would have. Scripts are atomic and check everything before their first write, so a
+//! call would have. Scripts are atomic and never stop half-way (see *Damaged data*), so a
 //! crash or a kill never leaves a half-written record or index.
 //!
 //! ## Performance
 //!
-//! `benches/redis.rs` runs 8 concurrent tasks on one connection beside bare redis-rs doing the
-//! same round trips with the same payload (HSET for `record`; HSET + HGETALL for a
-//! transition). Throughput ours / bare, three runs on a shared 2-core machine with the server
-//! on the same cores (2026-11-24):
+//! `benches/redis.rs` runs an order's life — `record`, pending -> active, the claim
+//! (`claim_for_cancel`), cancelling -> cancelled — with 1, 8 and 64 concurrent tasks on one
+//! connection, beside bare redis-rs `EVALSHA` of a minimal compare-and-set script per step on
+//! a HASH of the same fields (`record`: HSET unless the key exists; a transition: if the status
+//! is still the expected one, HSET the same changed fields and HINCRBY the version) — no
+//! indexes, no exact compare, no lease or history checks. Interleaved rounds (the sides take
+//! turns going first), medians; `ours, cold` is a store with
+//! [`known_records(0)`](RedisStoreOptions::known_records), which reads every order before
+//! writing it. Time ours / bare, medians of 7 rounds of 1000 orders, a private server on the
+//! same 2 cores as the bench and several other builds (load average 6–8), 2026-11-27:
 //!
-//! | operation | ours / bare |
-//! |---|---|
-//! | `record` | 0.63, 0.64, 0.73 |
-//! | `transition` (`claim_for_cancel`) | 0.51, 0.51, 0.54 |
+//! | step | 1 task | 8 tasks | 64 tasks | 8 tasks, cold | 64 tasks, cold |
+//! |---|---|---|---|---|---|
+//! | `record` | 2.47 | 2.30 | 2.38 | 2.19 | 2.04 |
+//! | active | 2.48 | 2.70 | 2.41 | 4.13 | 4.62 |
+//! | claim | 2.00 | 2.54 | 2.34 | 4.01 | 3.86 |
+//! | cancelled | 2.21 | 2.69 | 2.49 | 4.29 | 4.76 |
+//! | lifecycle | 2.26 | 2.56 | 2.54 | 3.60 | 3.52 |
 //!
-//! This is **below the 0.7 the project set**. The indexes are not what costs: with every
-//! index write taken out of the scripts (an experiment, not shipped) the same bench gave
-//! `record` 0.64 and 0.70 and `transition` 0.61 and 0.64. What costs is running each write as
-//! one atomic script: the script call itself, the existence check or compare-and-set read,
-//! the Lua-to-Redis conversion of ~45 arguments. (A `perf` profile of the `record` bench
-//! shows the client spending about the same CPU per operation on both sides, and the server
-//! more than twice as much for ours.) `SLOWLOG` puts a `record` script at
-//! a median 27 µs against 4 µs for a bare HSET (`INFO commandstats`, without the slow log's
-//! own overhead: 15.5 µs against 3.5 µs); a script doing nothing but HSET and three ZADDs
-//! already costs 10 µs against HSET's 3 µs on this server. The transition script was cut from
-//! six server calls to four (HGETALL, HSET, ZREM, ZADD), which took its median from 31 µs to
-//! 27 µs. Reaching 0.7 here would mean writing with plain commands instead of scripts, giving
-//! up the no-overwrite and compare-and-set guarantees every store must keep. Where the server
-//! has a core of its own its time per operation is the bound instead: at 15.5 µs, some
-//! 64 000 records/s per server core.
+//! CPU per order over the whole lifecycle (8 tasks; client = the bench process, server =
+//! `INFO cpu`): ours 113 µs client / 140 µs server, cold 192 / 162, bare 54 / 46.
+//! `BENCH_ROUNDS=7 cargo bench -p ordermeta --bench redis --features redis` reproduces it
+//! (`REDIS_URL` picks the server; about a minute). Another run that day gave the same
+//! picture: per step 1.9–3.0, lifecycle 2.3–2.5 (cold 3.3–3.5).
 //!
-//! Since then (issue 15) a transition reads the order first and its script only writes (see
-//! *Transitions*), and every script checks the types of the keys it writes. Measured A/B in
-//! one run on a private server (`INFO commandstats`, server time per call, 10 000 calls each,
-//! a busy machine, so the absolute values are high): a claim took 67 µs as one script and
-//! takes 58 µs now (HGETALL 6 + script 52), a `record` 43–54 µs before and 48 µs now, the same
-//! within the noise. A claim now costs one more round trip of latency. The ratios in the table
-//! above were measured before this change and have not been re-run since.
+//! **The issue's target, ≤ 1.3× bare, is not reached; what holds it** (server time per claim,
+//! `INFO commandstats`, medians of 11 interleaved rounds of 800 calls on a private server,
+//! same busy machine; the script's two status moves, without the open-index ZADD a claim also
+//! makes, ≈ 1 µs): bare 7.5 µs; ours 23.4 µs in one call, where the old path (HGETALL, then
+//! `transition.lua`) took 26.8 µs in two. Of ours, comparing the whole record costs
+//! 6.6 µs (23.4 against 16.8 comparing `op` only) and the index moves (ZREM from the old status
+//! set, ZADD to the new one) 5.5 µs (17.9 without them); what is left is bare's work plus
+//! passing the field names and the changed fields. Neither part can go without giving
+//! something up: the whole-record compare is what makes a remembered record safe (an
+//! operator's HSET leaves `op` as it was, so comparing `op` alone would write over a corrupt
+//! record — `tests/corrupt.rs` fails that way); the status sets are what `list` filters by.
+//! Measured and cut on the way: building the field names in the script from a mask (a Lua
+//! table of 28 names per call cost 3.5 µs; the caller passes them, 1.1 µs); a TYPE check per
+//! index key before writing (≈ 0.5 µs each; writes are now undone if one fails); the full
+//! record and 11 index keys in every transition's reply and KEYS (kept: the ZADD that puts an
+//! open order back in its open index on every transition, ≈ 1 µs, which heals an entry lost
+//! by hand and makes a claim fail cleanly on a broken open index); a `record` is 29.4 µs against 31.9 µs with the old script
+//! (bare 11.1). On the client, ours costs about twice bare's CPU: encoding the changed
+//! fields, the remembered snapshot and redis-rs' argument handling (a profile shows
+//! allocation first); a change that keeps the fixed fields (identity, good-til, symbol, …)
+//! no longer encodes them. Remembering is what takes a transition from 3.3–4.8× to
+//! 2.0–2.7×: one round trip instead of two, and no decode.
 //!
-//! The lookup indexes (issue 13) cost `record` one TYPE check and one ZADD per index. Server
-//! time per call, `SLOWLOG` medians of 2 000 interleaved calls each on a private server, two
-//! runs (2026-11-27, busy machine): `record` 45–48 µs with the script before issue 13, 52–57 µs
-//! now without a label, 57–62 µs with one, 60–65 µs also carrying an indexer id and a filled
-//! quantity. A transition's script is unchanged: a patch rides in the HSET it sends anyway
-//! (63–67 µs with a patch on a record holding the new fields, 73–75 µs without either: no cost
-//! measurable), and its HGETALL reads 6–7 µs either way. `update` is 24–26 µs (no index
-//! moves) after its HGETALL; a lookup is ZREVRANGE (2–3 µs) then HGETALL.
+//! With many cores the server's time per call is the bound: at some 23 µs per transition
+//! and 30 µs per `record`, a namespace (one slot, one server core) does roughly 10 000 order
+//! lifecycles a second; more namespaces spread over shards (see *Scaling out*).
 //!
 //! ## Example
 //!
@@ -300,6 +318,7 @@ mod codec_fuzz;
 mod connection;
 mod error;
 mod keys;
+mod known;
 mod ops;
 mod options;
 mod scripts;
@@ -311,8 +330,8 @@ pub use crate::codec::hash_fields;
 pub use crate::connection::RedisConnection;
 pub use crate::keys::{KeyLayout, MAX_NAMESPACE_LEN};
 pub use crate::options::{
-    DEFAULT_CONNECTION_TIMEOUT, DEFAULT_NAMESPACE, DEFAULT_RESPONSE_TIMEOUT, RedisStoreOptions,
-    URL_SCHEMES,
+    DEFAULT_CONNECTION_TIMEOUT, DEFAULT_KNOWN_RECORDS, DEFAULT_NAMESPACE, DEFAULT_RESPONSE_TIMEOUT,
+    RedisStoreOptions, URL_SCHEMES,
 };
 pub use crate::store::RedisStore;
 /// The redis-rs version this crate is built on, so users never fight a version mismatch.

@@ -8,6 +8,7 @@ use ordermeta_core::backend::{DEFAULT_OPERATION_TIMEOUT, UrlError, take_param, w
 use crate::connection::{self, ConnectSettings, Target};
 use crate::error::backend;
 use crate::keys::KeyLayout;
+use crate::known::KnownRecords;
 use crate::ops::Shared;
 use crate::scripts;
 use crate::store::RedisStore;
@@ -22,6 +23,8 @@ pub const DEFAULT_NAMESPACE: &str = "ordermeta";
 /// order back). A whole call is bounded by the operation timeout
 /// ([`RedisStoreOptions::operation_timeout`]), whichever ends first.
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How many orders a store remembers by default (see [`RedisStoreOptions::known_records`]).
+pub const DEFAULT_KNOWN_RECORDS: usize = 4096;
 /// How long a store waits for a connection to be established.
 pub const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -47,6 +50,7 @@ pub struct RedisStoreOptions {
     connection_timeout: Duration,
     operation_timeout: Duration,
     tls_root_cert: Option<Vec<u8>>,
+    known_records: usize,
 }
 
 impl std::fmt::Debug for RedisStoreOptions {
@@ -58,6 +62,7 @@ impl std::fmt::Debug for RedisStoreOptions {
             .field("response_timeout", &self.response_timeout)
             .field("connection_timeout", &self.connection_timeout)
             .field("operation_timeout", &self.operation_timeout)
+            .field("known_records", &self.known_records)
             .finish_non_exhaustive()
     }
 }
@@ -71,6 +76,7 @@ impl Default for RedisStoreOptions {
             connection_timeout: DEFAULT_CONNECTION_TIMEOUT,
             operation_timeout: DEFAULT_OPERATION_TIMEOUT,
             tls_root_cert: None,
+            known_records: DEFAULT_KNOWN_RECORDS,
         }
     }
 }
@@ -143,6 +149,18 @@ impl RedisStoreOptions {
         self
     }
 
+    /// How many orders the store remembers (default [`DEFAULT_KNOWN_RECORDS`]; 0 turns it
+    /// off): per order, the record it last wrote or read. A transition or update of a
+    /// remembered order is one script call, which writes only if the stored HASH is still
+    /// byte for byte that record; otherwise (another process wrote, a field was edited by
+    /// hand, a TTL removed it) it costs one more round trip to read the order, and the answer
+    /// is the same as without remembering. The oldest entry goes first; each holds one record
+    /// and its stored fields (about 1–2 KB). See the [crate docs](crate#transitions).
+    pub fn known_records(mut self, n: usize) -> Self {
+        self.known_records = n;
+        self
+    }
+
     /// A PEM CA certificate (bundle) to trust for `rediss://` instead of the system roots.
     pub fn tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.tls_root_cert = Some(pem.into());
@@ -197,6 +215,7 @@ impl RedisStoreOptions {
             keys,
             ttl_ms,
             operation_timeout: self.operation_timeout,
+            known: KnownRecords::new(self.known_records),
         }))
     }
 }

@@ -3,16 +3,15 @@
 
 use redis::Script;
 
-use crate::ops::{expire, lookup, purge, record, transition, update};
+use crate::ops::{cas, expire, lookup, purge, record};
 
 /// The scripts, each hashed once per process; `SCRIPT LOAD`ed at connect (on every cluster
 /// node), and reloaded by redis-rs on `NOSCRIPT` (a restarted or new node has an empty script
 /// cache).
-pub(crate) fn all() -> [&'static Script; 6] {
+pub(crate) fn all() -> [&'static Script; 5] {
     [
         &record::SCRIPT,
-        &transition::SCRIPT,
-        &update::SCRIPT,
+        &cas::SCRIPT,
         &expire::SCRIPT,
         &purge::SCRIPT,
         &lookup::SCRIPT,
@@ -21,10 +20,9 @@ pub(crate) fn all() -> [&'static Script; 6] {
 
 /// The sources by file name, for tests that read them.
 #[cfg(test)]
-pub(crate) const SOURCES: [(&str, &str); 6] = [
+pub(crate) const SOURCES: [(&str, &str); 5] = [
     ("record.lua", record::LUA),
-    ("transition.lua", transition::LUA),
-    ("update.lua", update::LUA),
+    ("cas.lua", cas::LUA),
     ("expire.lua", expire::LUA),
     ("purge.lua", purge::LUA),
     ("lookup.lua", lookup::LUA),

@@ -16,6 +16,7 @@ use crate::codec::{self, RawHash};
 use crate::connection::RedisConnection;
 use crate::error::{backend, index_read, not_a_hash, wrong_type};
 use crate::keys::KeyLayout;
+use crate::known::Snapshot;
 use crate::ops::{self, BATCH, Deadline, Shared};
 
 /// A [`MetadataStore`] on Redis or Redis Cluster, in one namespace. Cheap to clone.
@@ -108,8 +109,21 @@ impl RedisStore {
     /// `get` without its deadline.
     async fn get_unbounded(&self, order_id: &str) -> Result<Option<OrderMetadata>, StoreError> {
         match self.inner.read_order(order_id).await? {
-            None => Ok(None),
-            Some(h) => codec::decode(order_id, &h).map(Some),
+            None => {
+                self.inner.known.forget(order_id);
+                Ok(None)
+            }
+            Some(h) => match Snapshot::read(order_id, &h) {
+                Ok(s) => {
+                    let meta = s.meta.clone();
+                    self.inner.known.put(order_id, s);
+                    Ok(Some(meta))
+                }
+                Err(e) => {
+                    self.inner.known.forget(order_id);
+                    Err(e)
+                }
+            },
         }
     }
 

@@ -1,9 +1,10 @@
 //! The scripted operations, one file per Lua script in `lua/` (its KEYS/ARGV in the file's
 //! header), and [`Shared`], the state every operation works on.
 //!
-//! Every script but `lookup.lua` (which touches one lookup index and one order) takes the
-//! namespace's eleven index keys first ([`Shared::invocation`]), then the keys of the orders
-//! it touches and of their lookup indexes: all in one hash tag, so one Redis Cluster slot.
+//! `record.lua`, `expire.lua` and `purge.lua` take the namespace's eleven index keys first
+//! ([`Shared::invocation`]), then the keys of the orders they touch and of their lookup
+//! indexes; `cas.lua` takes the order and only the index sets it moves it between; `lookup.lua`
+//! one lookup index and one order. All of them in one hash tag, so one Redis Cluster slot.
 //!
 //! Every operation runs under one [`Deadline`] (the store's operation timeout): a write gets
 //! three quarters of it for its reply (of what is left, when a read came first), and the rest
@@ -25,7 +26,9 @@ use crate::codec::{self, OP_FIELD, RawHash};
 use crate::connection::RedisConnection;
 use crate::error::{backend, bad_index, index_read, not_a_hash, outcome_unknown, wrong_type};
 use crate::keys::KeyLayout;
+use crate::known::KnownRecords;
 
+pub(crate) mod cas;
 pub(crate) mod expire;
 pub(crate) mod lookup;
 pub(crate) mod purge;
@@ -47,6 +50,8 @@ pub(crate) struct Shared {
     pub(crate) ttl_ms: u64,
     /// How long one store call may take, read-backs included.
     pub(crate) operation_timeout: Duration,
+    /// The record this store last wrote or read per order (see [`crate::known`]).
+    pub(crate) known: KnownRecords,
 }
 
 /// The end of one store call: when its time is up, the answer is [`StoreError::Timeout`].
@@ -232,76 +237,6 @@ impl Shared {
             inv.key(k);
         }
         inv
-    }
-}
-
-/// The answer of a compare-and-set script (`transition.lua`, `update.lua`), which writes only
-/// if the record's `op` token is still the one its caller read.
-#[derive(Debug)]
-pub(crate) enum Cas {
-    /// Written (also when found written by this very call, or read back after a lost reply).
-    Written,
-    /// The record changed (or went) since it was read: nothing written; read it again.
-    Changed,
-}
-
-/// Appends a compare-and-set script's field arguments: the number of pairs to set (`op`
-/// first, set to `token`), the pairs, then the fields to delete.
-pub(crate) fn push_changes(
-    inv: &mut redis::ScriptInvocation<'_>,
-    token: &str,
-    set: &[(&'static str, String)],
-    delete: &[&'static str],
-) {
-    inv.arg(set.len() + 1).arg(codec::OP_FIELD).arg(token);
-    for (f, v) in set {
-        inv.arg(*f).arg(v);
-    }
-    for f in delete {
-        inv.arg(*f);
-    }
-}
-
-/// Sends a compare-and-set script call that carries `token` for the order `order_id`, waiting
-/// for its reply until [`Deadline::reply_end`]. A lost reply (an I/O error, or none in time)
-/// is resolved by reading the order back — it holds `token` exactly when the write happened —
-/// never by sending it again.
-pub(crate) async fn compare_and_set(
-    shared: &Shared,
-    inv: &redis::ScriptInvocation<'_>,
-    operation: &'static str,
-    order_id: &str,
-    token: &str,
-    deadline: &Deadline,
-) -> Result<Cas, StoreError> {
-    let mut conn = shared.connection();
-    let sent = tokio::time::timeout_at(
-        deadline.reply_end(),
-        inv.invoke_async::<Vec<Value>>(&mut conn),
-    )
-    .await;
-    let lost = match sent {
-        Ok(Ok(reply)) => {
-            let (tag, rest) = tagged(reply)?;
-            return match tag.as_str() {
-                "ok" => Ok(Cas::Written),
-                "changed" => Ok(Cas::Changed),
-                "index" => Err(index_reply(rest)),
-                other => Err(StoreError::backend(format!(
-                    "{operation} script answered {other:?}"
-                ))),
-            };
-        }
-        Ok(Err(e)) if shared.write_may_have_run(&e) => backend(e),
-        Ok(Err(e)) => return Err(backend(e)),
-        // Only returned when the read-back answers that nothing was written.
-        Err(_) => StoreError::backend(format!(
-            "no reply to {operation} in time, and nothing was written"
-        )),
-    };
-    match shared.read_back(order_id, token, deadline).await? {
-        ReadBack::Applied => Ok(Cas::Written),
-        ReadBack::NotApplied => Err(lost),
     }
 }
 

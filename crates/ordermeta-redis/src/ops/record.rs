@@ -5,10 +5,10 @@
 //! KEYS[12..]   per record: {ns}:o:<order id>, then its lookup indexes ({ns}:cid:…, and
 //!              {ns}:lbl:… when it has a label)
 //! ARGV         retention TTL (ms, 0 for none), operation token, number of records, then per
-//!              record: id, status, good-til block or '', good-til block time or '',
-//!              updated_at (µs), placed_at (µs, the lookup score), number of lookup keys,
-//!              field count, field/value pairs (op first; lease_token and lease_until when the
-//!              record holds a lease)
+//!              record: id, KEYS position of its status set, KEYS position of its place (open
+//!              index by good-til, or terminal) and its score there, placed_at (µs, the lookup
+//!              score), number of lookup keys, field count, field/value pairs (op first;
+//!              lease_token and lease_until when the record holds a lease)
 //! Returns      {'ok'}, or (nothing written) {'exists', <order id>}, {'corrupt', <order id>,
 //!              <why>} (its key holds no hash) or {'index', <key>, <type>}
 //! ```
@@ -18,12 +18,13 @@
 
 use std::sync::LazyLock;
 
-use ordermeta_core::{OrderMetadata, StoreError, to_micros};
+use ordermeta_core::{GoodTil, OrderMetadata, OrderStatus, StoreError, to_micros};
 use redis::{Script, Value};
 
 use super::{Deadline, ReadBack, Shared, index_reply, op_token, tagged, text};
 use crate::codec::{self, OP_FIELD};
 use crate::error::backend;
+use crate::known::Snapshot;
 
 /// The script's source.
 pub(crate) const LUA: &str = include_str!("../../lua/record.lua");
@@ -53,30 +54,29 @@ pub(crate) async fn run(
         }
     }
     inv.arg(shared.ttl_ms).arg(&token).arg(metas.len());
-    for (m, lk) in metas.iter().zip(&lookups) {
-        let fields = codec::encode(m);
+    let encoded: Vec<Vec<(&'static str, String)>> = metas.iter().map(codec::encode).collect();
+    for ((m, lk), fields) in metas.iter().zip(&lookups).zip(&encoded) {
+        let status = OrderStatus::ALL
+            .iter()
+            .position(|s| *s == m.status)
+            .unwrap_or_default();
+        // Where the record waits: its open index by good-til, or `{ns}:terminal`.
+        let (place, score) = match (m.status.is_terminal(), m.good_til) {
+            (true, _) => (4, to_micros(m.updated_at)),
+            (false, GoodTil::Block(b)) => (2, i64::from(b)),
+            (false, GoodTil::BlockTime(t)) => (3, i64::from(t)),
+        };
         inv.arg(&m.order_id)
-            .arg(m.status.as_str())
-            .arg(
-                m.good_til
-                    .block()
-                    .map(|b| b.to_string())
-                    .unwrap_or_default(),
-            )
-            .arg(
-                m.good_til
-                    .block_time()
-                    .map(|t| t.to_string())
-                    .unwrap_or_default(),
-            )
-            .arg(to_micros(m.updated_at))
+            .arg(5 + status)
+            .arg(place)
+            .arg(score)
             .arg(to_micros(m.placed_at))
             .arg(lk.len())
             .arg(fields.len() + 1)
             .arg(OP_FIELD)
             .arg(&token);
         for (f, v) in fields {
-            inv.arg(f).arg(v);
+            inv.arg(*f).arg(v);
         }
     }
     let mut conn = shared.connection();
@@ -89,7 +89,10 @@ pub(crate) async fn run(
         Ok(Ok(reply)) => {
             let (tag, rest) = tagged(reply)?;
             return match tag.as_str() {
-                "ok" => Ok(()),
+                "ok" => {
+                    remember(shared, metas, encoded, &token);
+                    Ok(())
+                }
                 "exists" => Err(StoreError::AlreadyExists {
                     order_id: text(rest.into_iter().next())?,
                 }),
@@ -111,7 +114,27 @@ pub(crate) async fn run(
     };
     // The script may have run: ask the first order, never re-send.
     match shared.read_back(&first.order_id, &token, deadline).await? {
-        ReadBack::Applied => Ok(()),
+        ReadBack::Applied => {
+            remember(shared, metas, encoded, &token);
+            Ok(())
+        }
         ReadBack::NotApplied => Err(lost),
+    }
+}
+
+/// Remembers what `record` wrote: each HASH is exactly the record's fields and `token` (the
+/// script writes only orders whose key did not exist). A large batch remembers its last
+/// orders, as many as the store keeps.
+fn remember(
+    shared: &Shared,
+    metas: &[OrderMetadata],
+    encoded: Vec<Vec<(&'static str, String)>>,
+    token: &str,
+) {
+    let skip = metas.len() - shared.known.capacity().min(metas.len());
+    for (m, fields) in metas.iter().zip(encoded).skip(skip) {
+        shared
+            .known
+            .put(&m.order_id, Snapshot::encoded(m.clone(), fields, token));
     }
 }

@@ -1,40 +1,21 @@
 //! `transition`: compare-and-set of one order's status and claim lease, with the fields it
 //! sets on the way (hashes, the request's [`FieldPatch`](ordermeta_core::FieldPatch)) and a
-//! history append (`lua/transition.lua`).
+//! history append, written by `lua/cas.lua` ([`cas`](super::cas)).
 //!
-//! Read, check, then write only if unchanged: the order is read and decoded whole here (so a
-//! record with any malformed field is `InvalidMetadata` and is never written), the request's
-//! condition (status and lease) is checked, the new record computed with the reference
-//! [`TransitionRequest::apply`] (the version saturating at `i64::MAX`), and the script writes
-//! the fields that change if the record's `op` token is still the one read. When it is not (a
-//! concurrent write won), the order is read again.
-//!
-//! ```text
-//! KEYS[1..11]  the index keys (Shared::invocation)
-//! KEYS[12]     {ns}:o:<order id>
-//! ARGV         order id, the op token read ('' for none), this call's token, status read,
-//!              new status, at (µs), open index (2 or 3) + good-til, retention TTL (ms, 0 for
-//!              none), number of field/value pairs, the pairs, the fields to delete
-//! Returns      {'ok'}, {'changed'} (read again) or {'index', key, type}; nothing written
-//!              but for ok
-//! ```
-//!
-//! A lost reply (an I/O error, or no reply by [`Deadline::reply_end`]) is resolved by reading
-//! the order back: it holds this call's token exactly when the compare-and-set happened.
+//! The request's condition (status and lease) is checked on the record this store remembers
+//! or reads (decoded whole, so a record with any malformed field is `InvalidMetadata` and is
+//! never written), the new record computed with the reference [`TransitionRequest::apply`]
+//! (the version saturating at `i64::MAX`), and the script writes the fields that change if the
+//! HASH is still exactly that record. The index moves: out of the old status set into the
+//! new one; an open order (re)enters its open index (which heals an entry lost to
+//! corruption); a terminal one leaves it for `{ns}:terminal` (score `updated_at`) and gets the
+//! retention TTL.
 
-use std::sync::LazyLock;
+use ordermeta_core::{GoodTil, OrderMetadata, StoreError, TransitionRequest, to_micros};
 
-use ordermeta_core::{OrderMetadata, StoreError, TransitionRequest, to_micros};
-use redis::Script;
-
-use super::{Cas, Deadline, Shared, compare_and_set, op_token, push_changes};
-use crate::codec::{self, OP_FIELD};
-
-/// The script's source.
-pub(crate) const LUA: &str = include_str!("../../lua/transition.lua");
-
-/// The script, hashed once per process.
-pub(crate) static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(LUA));
+use super::cas::{self, Decision, Move};
+use super::{Deadline, Shared};
+use crate::codec;
 
 /// Runs `req` (checked first) within `deadline` and returns the order as it now is.
 pub(crate) async fn run(
@@ -44,47 +25,72 @@ pub(crate) async fn run(
 ) -> Result<OrderMetadata, StoreError> {
     req.check()?;
     let id = req.order_id.as_str();
-    let token = op_token();
-    loop {
-        let stored = shared
-            .read_order(id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                order_id: id.to_owned(),
-            })?;
-        let current = codec::decode(id, &stored)?;
-        if !req.allows(&current) {
+    cas::run(shared, id, "transition", deadline, |current| {
+        if !req.allows(current) {
             return Err(StoreError::conflict(id, current.status, &req.from));
         }
         let mut next = current.clone();
         req.apply(&mut next);
         next.version = codec::next_version(current.version);
         next.validate()?;
-        let (set, delete) = codec::changes(&stored, &next);
-        let (open_index, good_til) = match next.good_til {
-            ordermeta_core::GoodTil::Block(b) => (2, b),
-            ordermeta_core::GoodTil::BlockTime(t) => (3, t),
+        let moves = moves(shared, current, &next);
+        let ttl_ms = if next.status.is_terminal() {
+            shared.ttl_ms
+        } else {
+            0
         };
-        let seen = stored
-            .get(OP_FIELD.as_bytes())
-            .map(|v| v.as_slice())
-            .unwrap_or_default();
-        let mut inv = shared.invocation(&SCRIPT);
-        inv.key(shared.keys.order(id))
-            .arg(id)
-            .arg(seen)
-            .arg(&token)
-            .arg(current.status.as_str())
-            .arg(next.status.as_str())
-            .arg(to_micros(next.updated_at))
-            .arg(open_index)
-            .arg(good_til)
-            .arg(shared.ttl_ms);
-        push_changes(&mut inv, &token, &set, &delete);
-        match compare_and_set(shared, &inv, "transition", id, &token, deadline).await? {
-            Cas::Written => return Ok(next),
-            // A concurrent write came first: judge the order as it is now.
-            Cas::Changed => continue,
-        }
+        Ok(Decision {
+            next,
+            moves,
+            ttl_ms,
+        })
+    })
+    .await
+}
+
+/// The index moves from `current` to `next` (same order, good-til and identity).
+fn moves(shared: &Shared, current: &OrderMetadata, next: &OrderMetadata) -> Vec<Move> {
+    let keys = &shared.keys;
+    let mut m = Vec::with_capacity(4);
+    if current.status != next.status {
+        m.push(Move {
+            key: keys.status(current.status),
+            score: None,
+            undo: Some(0),
+        });
+        m.push(Move {
+            key: keys.status(next.status),
+            score: Some(0),
+            undo: None,
+        });
     }
+    let (open, good_til) = match next.good_til {
+        GoodTil::Block(b) => (keys.open_by_block(), i64::from(b)),
+        GoodTil::BlockTime(t) => (keys.open_by_time(), i64::from(t)),
+    };
+    if next.status.is_terminal() {
+        if !current.status.is_terminal() {
+            m.push(Move {
+                key: open,
+                score: None,
+                undo: Some(good_til),
+            });
+        }
+        m.push(Move {
+            key: keys.terminal(),
+            score: Some(to_micros(next.updated_at)),
+            // A terminal order (cancelled -> filled) was there with its old updated_at.
+            undo: current
+                .status
+                .is_terminal()
+                .then(|| to_micros(current.updated_at)),
+        });
+    } else {
+        m.push(Move {
+            key: open,
+            score: Some(good_til),
+            undo: None,
+        });
+    }
+    m
 }
