@@ -241,12 +241,14 @@ mod row;
 mod sql;
 mod store;
 mod wal;
+mod write;
+mod writer;
 
 pub use error::SqliteError;
 pub use migrate::MIGRATIONS_TABLE;
 pub use options::{
-    DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_BUSY_TIMEOUT, DEFAULT_MAX_READ_CONNECTIONS,
-    DEFAULT_READ_BACK_TIMEOUT, SqliteStoreOptions, Synchronous, URL_SCHEMES,
+    DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_BUSY_TIMEOUT, DEFAULT_MAX_BATCH, DEFAULT_MAX_READ_CONNECTIONS,
+    DEFAULT_READ_BACK_TIMEOUT, MAX_BATCH_LIMIT, SqliteStoreOptions, Synchronous, URL_SCHEMES,
 };
 #[cfg(feature = "bench-internals")]
 #[doc(hidden)]
