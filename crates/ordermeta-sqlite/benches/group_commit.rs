@@ -145,6 +145,34 @@ async fn round(side: &Side, tag: &str, tasks: usize, per_task: usize) -> f64 {
     (tasks * per_task) as f64 / start.elapsed().as_secs_f64()
 }
 
+/// One task, the sides taking turns order by order (the same noise for each): median time
+/// of one order's lifecycle per side, and the median of the per-order ratios.
+async fn lone(sides: &[(&str, Side)], sync: &str, orders: usize) {
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); sides.len()];
+    for i in 0..orders {
+        for (k, (name, side)) in sides.iter().enumerate() {
+            let id = format!("lone-{name}-{sync}-{i}");
+            let start = Instant::now();
+            match side {
+                Side::Ours(s) => ours_lifecycle(s, &id).await,
+                Side::Bare(p) => bare_lifecycle(p, &id).await,
+            }
+            times[k].push(start.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    let ratio =
+        |a: usize, b: usize| median(times[a].iter().zip(&times[b]).map(|(x, y)| x / y).collect());
+    println!(
+        "{sync} lone (per order, interleaved, {orders} orders): on {:.0} µs off {:.0} µs bare {:.0} µs | time on/off {:.3}x on/bare {:.3}x off/bare {:.3}x",
+        median(times[0].clone()),
+        median(times[1].clone()),
+        median(times[2].clone()),
+        ratio(0, 1),
+        ratio(0, 2),
+        ratio(1, 2),
+    );
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -161,7 +189,15 @@ async fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(640);
     let dir = tempfile::tempdir().expect("tempdir");
+    let only_sync = std::env::var("SYNC").ok();
+    let only_tasks: Option<usize> = std::env::var("TASKS").ok().and_then(|s| s.parse().ok());
     for sync in [Synchronous::Normal, Synchronous::Full] {
+        if only_sync
+            .as_deref()
+            .is_some_and(|s| !format!("{sync:?}").eq_ignore_ascii_case(s))
+        {
+            continue;
+        }
         let on = SqliteStore::options()
             .synchronous(sync)
             .open(dir.path().join(format!("on-{sync:?}.db")))
@@ -195,7 +231,13 @@ async fn main() {
             ("off", Side::Ours(Arc::new(off))),
             ("bare", Side::Bare(bare)),
         ];
+        if only_tasks.is_none_or(|t| t <= 1) {
+            lone(&sides, &format!("{sync:?}"), orders).await;
+        }
         for tasks in [1usize, 8, 64] {
+            if only_tasks.is_some_and(|t| t != tasks) {
+                continue;
+            }
             let per_task = (orders / tasks).max(1);
             let per_task = if tasks == 1 { per_task / 2 } else { per_task };
             let mut rates: Vec<Vec<f64>> = vec![Vec::new(); sides.len()];
@@ -203,7 +245,11 @@ async fn main() {
             let mut ratio_on_off = Vec::new();
             for r in 0..rounds {
                 let mut this = Vec::new();
-                for (k, (name, side)) in sides.iter().enumerate() {
+                // Rotate which side goes first, so that none always follows the same one.
+                let mut order: Vec<usize> = (0..sides.len()).collect();
+                order.rotate_left(r % sides.len());
+                for k in order {
+                    let (name, side) = &sides[k];
                     let rate = round(
                         side,
                         &format!("{name}-{sync:?}-{tasks}-{r}"),
@@ -212,8 +258,10 @@ async fn main() {
                     )
                     .await;
                     rates[k].push(rate);
-                    this.push(rate);
+                    this.push((k, rate));
                 }
+                this.sort_by_key(|(k, _)| *k);
+                let this: Vec<f64> = this.into_iter().map(|(_, r)| r).collect();
                 ratio_on_bare.push(this[0] / this[2]);
                 ratio_on_off.push(this[0] / this[1]);
             }

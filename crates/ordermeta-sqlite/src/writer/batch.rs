@@ -26,7 +26,10 @@ use sqlx::sqlite::SqliteRow;
 use super::{Answer, Op};
 use crate::error::{SqliteError, backend, insert_error, statement_only};
 use crate::row;
-use crate::sql::{cas_rows, distinct, insert_rows, select_claims, status_mask};
+use crate::sql::{
+    CAS_PARAMS, RECORD_PARAMS, cas_rows, distinct, insert_rows, rows_for, select_claims,
+    status_mask,
+};
 use crate::write::{CAS_ATTEMPTS, Claim, Writes, kept_losing, lost_transition, lost_update};
 
 /// Where each call's answer is kept while the batch runs: `None` until decided.
@@ -126,12 +129,16 @@ async fn insert(
     ops: &[Op],
     rows: &[(usize, i64)],
 ) -> Result<HashSet<String>, sqlx::Error> {
-    let sql = insert_rows(rows.len());
+    let size = rows_for(rows.len());
+    let sql = insert_rows(size);
     let mut q = sqlx::query(&sql);
     for &(i, version) in rows {
         if let Op::Record(m) = &ops[i] {
             q = row::bind_row(q, m, version);
         }
+    }
+    for _ in 0..(size - rows.len()) * RECORD_PARAMS {
+        q = q.bind(None::<i64>);
     }
     let inserted = q.fetch_all(&mut *conn).await?;
     Ok(inserted.iter().map(row::order_id_lossy).collect())
@@ -312,7 +319,8 @@ async fn update(
     if cas.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = cas_rows(cas.len());
+    let size = rows_for(cas.len());
+    let sql = cas_rows(size);
     let mut q = sqlx::query(&sql);
     for c in cas {
         let mask = (!c.statuses.is_empty()).then(|| status_mask(&c.statuses));
@@ -361,6 +369,9 @@ async fn update(
                 .bind(version.flatten()),
         };
     }
+    for _ in 0..(size - cas.len()) * CAS_PARAMS {
+        q = q.bind(None::<i64>);
+    }
     q.fetch_all(&mut *conn).await
 }
 
@@ -390,10 +401,14 @@ async fn read_claims(
     conn: &mut SqliteConnection,
     lost: &[&Cas<'_>],
 ) -> Result<HashMap<String, Result<Claim, StoreError>>, sqlx::Error> {
-    let sql = select_claims(lost.len());
+    let size = rows_for(lost.len());
+    let sql = select_claims(size);
     let mut q = sqlx::query(&sql);
     for c in lost {
         q = q.bind(c.order_id());
+    }
+    for _ in lost.len()..size {
+        q = q.bind(None::<&str>);
     }
     let rows = q.fetch_all(&mut *conn).await?;
     Ok(rows
