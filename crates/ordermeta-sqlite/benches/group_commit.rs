@@ -150,7 +150,10 @@ async fn round(side: &Side, tag: &str, tasks: usize, per_task: usize) -> f64 {
 async fn lone(sides: &[(&str, Side)], sync: &str, orders: usize) {
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); sides.len()];
     for i in 0..orders {
-        for (k, (name, side)) in sides.iter().enumerate() {
+        let mut order: Vec<usize> = (0..sides.len()).collect();
+        order.rotate_left(i % sides.len());
+        for k in order {
+            let (name, side) = &sides[k];
             let id = format!("lone-{name}-{sync}-{i}");
             let start = Instant::now();
             match side {
@@ -198,8 +201,11 @@ async fn main() {
         {
             continue;
         }
+        // AA=1: both "on" and "off" without group commit (what the noise alone gives).
+        let aa = std::env::var("AA").is_ok();
         let on = SqliteStore::options()
             .synchronous(sync)
+            .group_commit(!aa)
             .open(dir.path().join(format!("on-{sync:?}.db")))
             .await
             .expect("open");

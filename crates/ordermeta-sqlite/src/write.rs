@@ -42,8 +42,13 @@ impl Writes {
     }
 
     pub(crate) async fn insert(&self, meta: &OrderMetadata) -> Result<(), StoreError> {
-        let q = row::bind_record(sqlx::query(INSERT), meta)?;
         let _writing = self.lock.lock().await;
+        self.insert_held(meta).await
+    }
+
+    /// [`insert`](Self::insert), the write lock held by the caller.
+    pub(crate) async fn insert_held(&self, meta: &OrderMetadata) -> Result<(), StoreError> {
+        let q = row::bind_record(sqlx::query(INSERT), meta)?;
         q.execute(&self.pool)
             .await
             .map_err(|e| insert_error(&meta.order_id, e))?;
@@ -77,6 +82,15 @@ impl Writes {
         &self,
         req: &TransitionRequest,
     ) -> Result<OrderMetadata, StoreError> {
+        let _writing = self.lock.lock().await;
+        self.compare_and_set_held(req).await
+    }
+
+    /// [`compare_and_set`](Self::compare_and_set), the write lock held by the caller.
+    pub(crate) async fn compare_and_set_held(
+        &self,
+        req: &TransitionRequest,
+    ) -> Result<OrderMetadata, StoreError> {
         let from = distinct(&req.from);
         let at = to_micros(truncate_micros(req.at));
         let entry = req.history_entry().to_json();
@@ -88,7 +102,6 @@ impl Writes {
         let sql = &TRANSITION[condition_index(condition)][from.len()];
         // A lost compare-and-set re-reads the status and lease; if the order moved back to
         // where the request allows it (another process, in between), it is simply tried again.
-        let _writing = self.lock.lock().await;
         for _ in 0..CAS_ATTEMPTS {
             let mut q = sqlx::query(sql)
                 .bind(req.to.as_str())
@@ -129,6 +142,15 @@ impl Writes {
         &self,
         req: &UpdateRequest,
     ) -> Result<OrderMetadata, StoreError> {
+        let _writing = self.lock.lock().await;
+        self.update_cas_held(req).await
+    }
+
+    /// [`update_cas`](Self::update_cas), the write lock held by the caller.
+    pub(crate) async fn update_cas_held(
+        &self,
+        req: &UpdateRequest,
+    ) -> Result<OrderMetadata, StoreError> {
         let id = req.order_id.as_str();
         let statuses = distinct(&req.statuses);
         // A version beyond i64::MAX is on no row: such a request is only read, never sent.
@@ -137,7 +159,6 @@ impl Writes {
         let sql = &UPDATE[usize::from(version.is_some())][statuses.len()];
         let at = to_micros(truncate_micros(req.at));
         let patch = &req.patch;
-        let _writing = self.lock.lock().await;
         for _ in 0..CAS_ATTEMPTS {
             if sendable {
                 let mut q = sqlx::query(sql)

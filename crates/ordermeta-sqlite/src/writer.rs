@@ -7,7 +7,8 @@
 //! queued (up to [`max_batch`](crate::SqliteStoreOptions::max_batch)) and writes it:
 //!
 //! - **one call**: the call's own single statement (`crate::write`), exactly as with group
-//!   commit off;
+//!   commit off. A call that finds nobody waiting for the task and nobody writing runs it
+//!   itself, without the hand-off to the task and back;
 //! - **several**: one `BEGIN IMMEDIATE` transaction with as few statements as the batch allows
 //!   (`batch`): one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING` for the records, one
 //!   compare-and-set `UPDATE … FROM (VALUES …) RETURNING` per round of transitions and updates
@@ -30,6 +31,7 @@ mod batch;
 #[cfg(test)]
 mod tests;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -92,6 +94,25 @@ pub(crate) struct GroupCommit {
     /// (its callers have given up by then: each waits under the same deadline).
     deadline: Duration,
     task: Mutex<Option<Task>>,
+    /// Calls waiting for the writer task's answer.
+    waiting: AtomicUsize,
+}
+
+/// Counts a call among those waiting for the writer task while it lives (until answered, or
+/// given up).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl GroupCommit {
@@ -101,10 +122,14 @@ impl GroupCommit {
             max_batch: max_batch.max(1),
             deadline,
             task: Mutex::new(None),
+            waiting: AtomicUsize::new(0),
         }
     }
 
     pub(crate) async fn record(&self, meta: &OrderMetadata) -> Result<(), StoreError> {
+        if self.alone() {
+            return self.writes.insert(meta).await;
+        }
         self.submit(Op::Record(meta.clone())).await.map(drop)
     }
 
@@ -112,11 +137,25 @@ impl GroupCommit {
         &self,
         req: &TransitionRequest,
     ) -> Result<OrderMetadata, StoreError> {
+        if self.alone() {
+            return self.writes.compare_and_set(req).await;
+        }
         record_of(self.submit(Op::Transition(req.clone())).await)
     }
 
     pub(crate) async fn update(&self, req: &UpdateRequest) -> Result<OrderMetadata, StoreError> {
+        if self.alone() {
+            return self.writes.update_cas(req).await;
+        }
         record_of(self.submit(Op::Update(req.clone())).await)
+    }
+
+    /// Whether a call is alone: nobody waits for the writer task and nobody writes. It then
+    /// runs its single statement itself, as with group commit off, without the hand-off to
+    /// the task and back (a lone caller pays nothing). A call arriving meanwhile queues for
+    /// the task, which waits for the write lock like any writer.
+    fn alone(&self) -> bool {
+        self.waiting.load(Ordering::Acquire) == 0 && self.writes.lock.try_lock().is_ok()
     }
 
     /// Queues `op` and waits for its answer. A task that ended without answering (its runtime
@@ -124,6 +163,7 @@ impl GroupCommit {
     async fn submit(&self, op: Op) -> Answer {
         let operation = op.operation();
         let started = Instant::now();
+        let _waiting = Waiting::new(&self.waiting);
         let (reply, answer) = oneshot::channel();
         self.send(Pending { op, reply });
         answer.await.unwrap_or_else(|_| {
@@ -187,8 +227,9 @@ fn record_of(answer: Answer) -> Result<OrderMetadata, StoreError> {
     answer?.ok_or_else(|| StoreError::backend("group commit: a compare-and-set without a record"))
 }
 
-/// The writer task: takes what is queued, up to `max_batch` calls, and writes it; ends when
-/// every sender is gone (the store was dropped or closed) and the queue is empty.
+/// The writer task: waits for a call, then for the write lock, then takes what is queued by
+/// then, up to `max_batch` calls, and writes it; ends when every sender is gone (the store was
+/// dropped or closed) and the queue is empty.
 async fn run(
     mut queue: UnboundedReceiver<Pending>,
     writes: Writes,
@@ -197,6 +238,10 @@ async fn run(
 ) {
     let mut batch = Vec::with_capacity(max_batch);
     while let Some(first) = queue.recv().await {
+        // The batch is formed once the task can write: calls that queue while another writer
+        // (a lone caller, bulk work) holds the lock join it, and a caller that gave up in the
+        // meantime is left out.
+        let _writing = writes.lock.lock().await;
         batch.push(first);
         while batch.len() < max_batch {
             match queue.try_recv() {
@@ -208,7 +253,7 @@ async fn run(
         batch.retain(|p| !p.reply.is_closed());
         if batch.len() == 1 {
             if let Some(Pending { op, reply }) = batch.pop() {
-                let answer = tokio::time::timeout(deadline, writes.one(&op))
+                let answer = tokio::time::timeout(deadline, writes.one_held(&op))
                     .await
                     .unwrap_or_else(|_| Err(timeout(&op, deadline)));
                 let _ = reply.send(answer);
@@ -216,7 +261,7 @@ async fn run(
         } else if !batch.is_empty() {
             let (ops, replies): (Vec<Op>, Vec<_>) =
                 batch.drain(..).map(|p| (p.op, p.reply)).unzip();
-            let answers = match tokio::time::timeout(deadline, writes.group(&ops)).await {
+            let answers = match tokio::time::timeout(deadline, writes.group_held(&ops)).await {
                 Ok(answers) => answers,
                 Err(_) => ops.iter().map(|op| Err(timeout(op, deadline))).collect(),
             };
@@ -237,12 +282,12 @@ fn timeout(op: &Op, after: Duration) -> StoreError {
 }
 
 impl Writes {
-    /// One call's write, as its own single statement.
-    async fn one(&self, op: &Op) -> Answer {
+    /// One call's write, as its own single statement, the write lock held by the caller.
+    async fn one_held(&self, op: &Op) -> Answer {
         match op {
-            Op::Record(m) => self.insert(m).await.map(|()| None),
-            Op::Transition(r) => self.compare_and_set(r).await.map(Some),
-            Op::Update(r) => self.update_cas(r).await.map(Some),
+            Op::Record(m) => self.insert_held(m).await.map(|()| None),
+            Op::Transition(r) => self.compare_and_set_held(r).await.map(Some),
+            Op::Update(r) => self.update_cas_held(r).await.map(Some),
         }
     }
 }

@@ -2,8 +2,9 @@
 //! each with its own answer and its own deadline.
 //!
 //! To make the writer task batch them, another connection holds SQLite's write lock while
-//! the calls queue: the writer's first transaction waits for it, and everything queued behind
-//! goes into the next one.
+//! the calls queue: the first call (alone, so it writes itself) waits for it holding the
+//! store's write lock, and everything queued behind goes into the writer task's next
+//! transaction.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -70,7 +71,7 @@ async fn concurrent_records_with_duplicates_each_get_their_own_answer() {
             (m, answer)
         }));
     }
-    // Let every call queue behind the writer's first transaction, which waits for the lock.
+    // Let every call queue behind the first one, which waits for the lock.
     tokio::time::sleep(Duration::from_millis(300)).await;
     holder.release().await;
     let mut by_id: BTreeMap<String, Vec<(OrderMetadata, Result<(), StoreError>)>> = BTreeMap::new();
@@ -165,7 +166,7 @@ async fn a_call_given_up_while_queued_is_never_written() {
     let path = dir.path().join("given-up.db");
     let store = open(&path).await;
     let holder = Holder::lock(&path).await;
-    // The writer takes this call and waits for the lock with it.
+    // Alone, this call writes itself, and waits for SQLite's lock holding the store's.
     let first = tokio::spawn({
         let store = store.clone();
         async move {
@@ -174,7 +175,7 @@ async fn a_call_given_up_while_queued_is_never_written() {
                 .await
         }
     });
-    // One thread: every task that can run has run (the writer is waiting in SQLite).
+    // One thread: every task that can run has run (the first call is waiting in SQLite).
     tokio::time::sleep(Duration::from_millis(50)).await;
     let gave_up = tokio::time::timeout(
         Duration::from_millis(200),

@@ -36,10 +36,10 @@ use crate::write::{CAS_ATTEMPTS, Claim, Writes, kept_losing, lost_transition, lo
 type Answers = Vec<Option<Answer>>;
 
 impl Writes {
-    /// Writes `ops` (two or more calls) in one transaction; one answer per call, in order.
-    pub(super) async fn group(&self, ops: &[Op]) -> Vec<Answer> {
+    /// Writes `ops` (two or more calls) in one transaction, the write lock held by the caller;
+    /// one answer per call, in order.
+    pub(super) async fn group_held(&self, ops: &[Op]) -> Vec<Answer> {
         let mut answers: Answers = ops.iter().map(|_| None).collect();
-        let _writing = self.lock.lock().await;
         let outcome = async {
             // IMMEDIATE: the write lock is taken (or waited for) at BEGIN, so no statement
             // inside meets SQLITE_BUSY half-way.

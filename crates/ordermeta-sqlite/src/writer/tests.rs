@@ -22,7 +22,9 @@ async fn store() -> (tempfile::TempDir, SqliteStore) {
 }
 
 async fn group(store: &SqliteStore, ops: &[Op]) -> Vec<Answer> {
-    store.writes().group(ops).await
+    let writes = store.writes();
+    let _writing = writes.lock.lock().await;
+    writes.group_held(ops).await
 }
 
 fn claim(id: &str, token: &str) -> Op {
