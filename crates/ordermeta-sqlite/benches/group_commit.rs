@@ -30,6 +30,9 @@ enum Side {
     Bare(SqlitePool),
 }
 
+/// One transition of the bare lifecycle: from, to, and the lease it writes (token, end µs).
+type Step<'a> = (&'a str, &'a str, Option<(&'a str, i64)>);
+
 async fn bare_lifecycle(pool: &SqlitePool, id: &str) {
     let m = short_term(id, OrderStatus::Pending, 1_000_000);
     let d = &m.dydx_order_id;
@@ -65,7 +68,7 @@ async fn bare_lifecycle(pool: &SqlitePool, id: &str) {
         .execute(pool)
         .await
         .expect("insert");
-    let steps: [(&str, &str, Option<(&str, i64)>); 3] = [
+    let steps: [Step<'_>; 3] = [
         ("pending", "active", None),
         (
             "active",

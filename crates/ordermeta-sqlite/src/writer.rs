@@ -36,6 +36,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use ordermeta_core::{OrderMetadata, StoreError, TransitionRequest, UpdateRequest};
+use sqlx::sqlite::SqliteRow;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, error::SendError, unbounded_channel};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -68,8 +69,28 @@ impl Op {
     }
 }
 
-/// A call's answer: nothing for a record, the stored record for a compare-and-set.
-pub(crate) type Answer = Result<Option<OrderMetadata>, StoreError>;
+/// What a call's write did: a record written, or a compare-and-set's stored record.
+pub(crate) enum Done {
+    Recorded,
+    Record(Box<OrderMetadata>),
+    /// The row a batch statement returned, decoded by the caller: the decoding (base64,
+    /// protobuf, JSON, validation) runs on the caller's task, beside the writer's next batch
+    /// instead of before it.
+    Row(SqliteRow),
+}
+
+impl std::fmt::Debug for Done {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Done::Recorded => f.write_str("Recorded"),
+            Done::Record(m) => f.debug_tuple("Record").field(m).finish(),
+            Done::Row(r) => write!(f, "Row({})", crate::row::order_id_lossy(r)),
+        }
+    }
+}
+
+/// A call's answer.
+pub(crate) type Answer = Result<Done, StoreError>;
 
 /// A queued write and where its answer goes.
 #[derive(Debug)]
@@ -140,14 +161,17 @@ impl GroupCommit {
         if self.alone() {
             return self.writes.compare_and_set(req).await;
         }
-        record_of(self.submit(Op::Transition(req.clone())).await)
+        record_of(
+            &req.order_id,
+            self.submit(Op::Transition(req.clone())).await,
+        )
     }
 
     pub(crate) async fn update(&self, req: &UpdateRequest) -> Result<OrderMetadata, StoreError> {
         if self.alone() {
             return self.writes.update_cas(req).await;
         }
-        record_of(self.submit(Op::Update(req.clone())).await)
+        record_of(&req.order_id, self.submit(Op::Update(req.clone())).await)
     }
 
     /// Whether a call is alone: nobody waits for the writer task and nobody writes. It then
@@ -222,9 +246,16 @@ impl GroupCommit {
     }
 }
 
-/// The record of a compare-and-set's answer.
-fn record_of(answer: Answer) -> Result<OrderMetadata, StoreError> {
-    answer?.ok_or_else(|| StoreError::backend("group commit: a compare-and-set without a record"))
+/// The record of a compare-and-set's answer (a corrupt row is `InvalidMetadata` naming the
+/// order: changed all the same, as by the single statement).
+fn record_of(order_id: &str, answer: Answer) -> Result<OrderMetadata, StoreError> {
+    match answer? {
+        Done::Record(m) => Ok(*m),
+        Done::Row(r) => crate::row::decode(&r).map_err(|e| e.for_order(order_id)),
+        Done::Recorded => Err(StoreError::backend(
+            "group commit: a compare-and-set answered without a record",
+        )),
+    }
 }
 
 /// The writer task: waits for a call, then for the write lock, then takes what is queued by
@@ -285,9 +316,15 @@ impl Writes {
     /// One call's write, as its own single statement, the write lock held by the caller.
     async fn one_held(&self, op: &Op) -> Answer {
         match op {
-            Op::Record(m) => self.insert_held(m).await.map(|()| None),
-            Op::Transition(r) => self.compare_and_set_held(r).await.map(Some),
-            Op::Update(r) => self.update_cas_held(r).await.map(Some),
+            Op::Record(m) => self.insert_held(m).await.map(|()| Done::Recorded),
+            Op::Transition(r) => self
+                .compare_and_set_held(r)
+                .await
+                .map(|m| Done::Record(Box::new(m))),
+            Op::Update(r) => self
+                .update_cas_held(r)
+                .await
+                .map(|m| Done::Record(Box::new(m))),
         }
     }
 }

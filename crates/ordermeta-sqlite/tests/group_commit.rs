@@ -48,6 +48,9 @@ fn is_busy(e: &StoreError) -> bool {
         if source.downcast_ref::<SqliteError>().is_some_and(SqliteError::is_busy))
 }
 
+/// A record and what `record` answered for it.
+type Recorded = (OrderMetadata, Result<(), StoreError>);
+
 async fn open(path: &Path) -> Arc<SqliteStore> {
     Arc::new(SqliteStore::open(path).await.expect("open"))
 }
@@ -74,7 +77,7 @@ async fn concurrent_records_with_duplicates_each_get_their_own_answer() {
     // Let every call queue behind the first one, which waits for the lock.
     tokio::time::sleep(Duration::from_millis(300)).await;
     holder.release().await;
-    let mut by_id: BTreeMap<String, Vec<(OrderMetadata, Result<(), StoreError>)>> = BTreeMap::new();
+    let mut by_id: BTreeMap<String, Vec<Recorded>> = BTreeMap::new();
     for c in calls {
         let (m, answer) = c.await.expect("task");
         by_id

@@ -23,7 +23,7 @@ use sqlx::Row as _;
 use sqlx::SqliteConnection;
 use sqlx::sqlite::SqliteRow;
 
-use super::{Answer, Op};
+use super::{Answer, Done, Op};
 use crate::error::{SqliteError, backend, insert_error, statement_only};
 use crate::row;
 use crate::sql::{
@@ -153,7 +153,7 @@ fn settle_records(
     for &(i, _) in rows {
         let id = ops[i].order_id();
         answers[i] = Some(if inserted.contains(id) {
-            Ok(None)
+            Ok(Done::Recorded)
         } else {
             Err(StoreError::AlreadyExists {
                 order_id: id.to_owned(),
@@ -267,11 +267,11 @@ async fn compare_and_sets(
             round.iter().partition(|c| c.sendable());
         let mut lost = unsent;
         match update(conn, &send).await {
-            Ok(rows) => lost.extend(settle_updates(&send, &rows, answers)),
+            Ok(rows) => lost.extend(settle_updates(&send, rows, answers)),
             Err(e) if statement_only(&e) => {
                 for c in send {
                     match update(conn, &[c]).await {
-                        Ok(rows) => lost.extend(settle_updates(&[c], &rows, answers)),
+                        Ok(rows) => lost.extend(settle_updates(&[c], rows, answers)),
                         Err(e) if statement_only(&e) => answers[c.i] = Some(Err(backend(e))),
                         Err(e) => return Err(e),
                     }
@@ -375,19 +375,18 @@ async fn update(
     q.fetch_all(&mut *conn).await
 }
 
-/// Answers the calls whose order `rows` (changed by their statement) holds: the record, or
-/// `InvalidMetadata` for a corrupt one (changed all the same, as by the single statement).
-/// Returns the calls whose compare-and-set did not hold.
+/// Answers the calls whose order `rows` (changed by their statement) holds with the row, for
+/// the caller to decode. Returns the calls whose compare-and-set did not hold.
 fn settle_updates<'c, 'a>(
     cas: &[&'c Cas<'a>],
-    rows: &[SqliteRow],
+    rows: Vec<SqliteRow>,
     answers: &mut Answers,
 ) -> Vec<&'c Cas<'a>> {
     let mut by_id: HashMap<&str, &Cas<'_>> = cas.iter().map(|c| (c.order_id(), *c)).collect();
     for r in rows {
-        let id = row::order_id_lossy(r);
+        let id = row::order_id_lossy(&r);
         if let Some(c) = by_id.remove(id.as_str()) {
-            answers[c.i] = Some(row::decode(r).map(Some).map_err(|e| e.for_order(&id)));
+            answers[c.i] = Some(Ok(Done::Row(r)));
         }
     }
     cas.iter()

@@ -9,7 +9,7 @@ use ordermeta_core::{
     now,
 };
 
-use super::{Answer, Op};
+use super::{Done, Op, record_of};
 use crate::SqliteStore;
 use crate::sql::cas_rows;
 
@@ -21,11 +21,21 @@ async fn store() -> (tempfile::TempDir, SqliteStore) {
     (dir, store)
 }
 
-async fn group(store: &SqliteStore, ops: &[Op]) -> Vec<Answer> {
+/// The answers of one batch, each as its caller gets it (a returned row decoded).
+async fn group(store: &SqliteStore, ops: &[Op]) -> Vec<Result<Option<OrderMetadata>, StoreError>> {
     let writes = store.writes();
     let _writing = writes.lock.lock().await;
-    writes.group_held(ops).await
+    let answers = writes.group_held(ops).await;
+    ops.iter()
+        .zip(answers)
+        .map(|(op, a)| match a {
+            Ok(Done::Recorded) => Ok(None),
+            a => record_of(op.order_id(), a).map(Some),
+        })
+        .collect()
 }
+
+type Answer = Result<Option<OrderMetadata>, StoreError>;
 
 fn claim(id: &str, token: &str) -> Op {
     let until = now() + chrono::Duration::seconds(30);
