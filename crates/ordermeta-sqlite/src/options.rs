@@ -209,7 +209,7 @@ impl SqliteStoreOptions {
     /// own answer (`AlreadyExists`, `StatusConflict`, … for its own order), its own deadline,
     /// and its durability: it returns after the `COMMIT` holding its write. A call alone
     /// takes its single statement, as with group commit off; under load, the throughput of
-    /// writes grows several times (see the [crate docs](crate#performance)).
+    /// writes grows several times (see the [crate docs](crate#performance-group-commit)).
     ///
     /// Off, every call runs its own statement behind the store's write lock. `record_many`,
     /// `expire` and `purge` are the same either way.

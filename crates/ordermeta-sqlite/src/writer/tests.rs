@@ -243,6 +243,81 @@ async fn a_bad_row_in_a_batch_fails_only_its_own_call() {
     store.close().await;
 }
 
+/// A row the database refuses (here a trigger of another application's, raising an abort for
+/// one order) fails the batch statement; the statement is run again row by row, and only that
+/// call fails, with the database's error. Records and compare-and-sets alike.
+#[tokio::test]
+async fn a_row_the_database_refuses_fails_only_its_own_call() {
+    let (_dir, store) = store().await;
+    for id in ["ok-1", "refused-cas", "ok-2"] {
+        store
+            .record(&short_term(id, OrderStatus::Active, 100))
+            .await
+            .expect("record");
+    }
+    for trigger in [
+        "CREATE TRIGGER refuse_insert BEFORE INSERT ON dydx_order_metadata \
+         WHEN NEW.order_id = 'refused-record' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+        "CREATE TRIGGER refuse_update BEFORE UPDATE ON dydx_order_metadata \
+         WHEN NEW.order_id = 'refused-cas' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    ] {
+        sqlx::query(trigger)
+            .execute(store.pool())
+            .await
+            .expect("trigger");
+    }
+    let to_cancelling = |id: &str| {
+        Op::Transition(TransitionRequest::new(
+            id,
+            &[OrderStatus::Active],
+            OrderStatus::Cancelling,
+        ))
+    };
+    let ops = [
+        Op::Record(short_term("new-1", OrderStatus::Pending, 100)),
+        Op::Record(short_term("refused-record", OrderStatus::Pending, 100)),
+        Op::Record(short_term("new-2", OrderStatus::Pending, 100)),
+        Op::Record(short_term("ok-1", OrderStatus::Pending, 100)),
+        to_cancelling("ok-1"),
+        to_cancelling("refused-cas"),
+        to_cancelling("ok-2"),
+    ];
+    let answers = group(&store, &ops).await;
+    assert!(matches!(answers[0], Ok(None)), "{:?}", answers[0]);
+    assert!(
+        matches!(&answers[1], Err(StoreError::Backend { .. })),
+        "{:?}",
+        answers[1]
+    );
+    assert!(matches!(answers[2], Ok(None)), "{:?}", answers[2]);
+    assert!(already_exists(&answers[3], "ok-1"), "{:?}", answers[3]);
+    for i in [4, 6] {
+        let m = answers[i]
+            .as_ref()
+            .expect("written")
+            .as_ref()
+            .expect("record");
+        assert_eq!(m.status, OrderStatus::Cancelling);
+    }
+    assert!(
+        matches!(&answers[5], Err(StoreError::Backend { .. })),
+        "{:?}",
+        answers[5]
+    );
+    for (id, status) in [
+        ("new-1", Some(OrderStatus::Pending)),
+        ("refused-record", None),
+        ("new-2", Some(OrderStatus::Pending)),
+        ("ok-1", Some(OrderStatus::Cancelling)),
+        ("refused-cas", Some(OrderStatus::Active)),
+        ("ok-2", Some(OrderStatus::Cancelling)),
+    ] {
+        let stored = store.get(id).await.expect("get").map(|m| m.status);
+        assert_eq!(stored, status, "{id}");
+    }
+    store.close().await;
+}
+
 /// An update on the right version and statuses is written by the batch statement.
 #[tokio::test]
 async fn updates_ride_in_the_batch_statement() {
