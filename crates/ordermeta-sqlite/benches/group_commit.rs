@@ -1,8 +1,14 @@
 //! Quick lifecycle throughput of the SQLite store: group commit on, off, and bare sqlx (one
 //! statement per call, one writer connection), interleaved rounds, medians.
 //!
-//! Each order: record pending → active → claim (cancelling, lease) → cancelled.
-//! `cargo bench -p ordermeta-sqlite --features bench-internals --bench group_commit`
+//! Each order: record pending → active → claim (cancelling, lease) → cancelled. First a lone
+//! caller, the three sides taking turns order by order (what group commit costs one task),
+//! then rounds of 1, 8 and 64 tasks. The root package's `benches/lifecycle.rs` is the
+//! reference figure (ours beside bare); this one adds group commit off beside on.
+//!
+//! `cargo bench -p ordermeta-sqlite --features bench-internals --bench group_commit`, with
+//! `SYNC=normal|full`, `TASKS=0` (lone caller only) or `1|8|64`, `ROUNDS` (5), `ORDERS` (640
+//! per round), `AA=1` (both "on" and "off" without group commit: the noise alone).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
