@@ -21,6 +21,7 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use ordermeta_core::StoreError;
 use sqlx::error::ErrorKind as DbErrorKind;
@@ -140,6 +141,20 @@ pub enum SqliteError {
         #[source]
         source: sqlx::Error,
     },
+    /// The transaction of a group commit (the writes of several concurrent calls, see
+    /// [`SqliteStoreOptions::group_commit`](crate::SqliteStoreOptions::group_commit)) failed
+    /// as a whole: every call in it gets this error, sharing the driver's error. Before the
+    /// `COMMIT` (`at_commit` false) nothing was written; a failed `COMMIT` leaves the outcome
+    /// unknown, so the store has read each record back first and answers this only for a
+    /// write it did not find applied.
+    #[error("SQLite error in a group commit{}: {source}", if *at_commit { " (at COMMIT)" } else { "" })]
+    GroupCommit {
+        /// The driver's error, shared by every call of the transaction.
+        #[source]
+        source: Arc<sqlx::Error>,
+        /// Whether the `COMMIT` itself failed.
+        at_commit: bool,
+    },
 }
 
 impl SqliteError {
@@ -148,6 +163,7 @@ impl SqliteError {
     pub fn is_busy(&self) -> bool {
         match self {
             SqliteError::Open { source, .. } | SqliteError::Query { source } => is_busy(source),
+            SqliteError::GroupCommit { source, .. } => is_busy(source),
             SqliteError::Migration {
                 source: Some(source),
                 ..
@@ -159,16 +175,30 @@ impl SqliteError {
 
 /// Whether a driver error is `SQLITE_BUSY` or `SQLITE_LOCKED` (any extended code).
 pub(crate) fn is_busy(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .and_then(|d| d.code())
-        .and_then(|c| c.parse::<i64>().ok())
-        .is_some_and(|c| matches!(c & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
+    matches!(primary_code(e), Some(SQLITE_BUSY | SQLITE_LOCKED))
 }
 
 impl From<SqliteError> for StoreError {
     fn from(e: SqliteError) -> Self {
         StoreError::backend(e)
     }
+}
+
+/// The primary result code of a driver error from SQLite (extended codes keep it in the low
+/// byte).
+fn primary_code(e: &sqlx::Error) -> Option<i64> {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .and_then(|c| c.parse::<i64>().ok())
+        .map(|c| c & 0xff)
+}
+
+/// Whether SQLite undid only the failing statement, leaving its transaction open: a
+/// constraint, type, size or SQL error (`SQLITE_ERROR`, `TOOBIG`, `CONSTRAINT`, `MISMATCH`,
+/// `RANGE`). After the others (`BUSY`, `IOERR`, `FULL`, `NOMEM`…) SQLite may have rolled the
+/// whole transaction back, so nothing more may run in it.
+pub(crate) fn statement_only(e: &sqlx::Error) -> bool {
+    matches!(primary_code(e), Some(1 | 18 | 19 | 20 | 25))
 }
 
 /// A failed statement, as [`StoreError::Backend`].

@@ -25,16 +25,27 @@ pub(crate) const NAMES: [&str; 28] = ordermeta_core::backend::STORED_FIELDS;
 
 type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
 
-/// Binds every column of `m` (in [`columns!`] order) to `q`. Writes every field as given.
-pub(crate) fn bind_record<'q>(q: Query<'q>, m: &'q OrderMetadata) -> Result<Query<'q>, StoreError> {
-    let version = i64::try_from(m.version).map_err(|_| {
+/// The version of `m` as stored (an INTEGER column): one beyond `i64::MAX` cannot be
+/// written. The only part of a valid record that cannot be encoded, so checking it first
+/// makes [`bind_record`] infallible (what a batch checks before binding a row).
+pub(crate) fn db_version(m: &OrderMetadata) -> Result<i64, StoreError> {
+    i64::try_from(m.version).map_err(|_| {
         StoreError::invalid(
             Some(&m.order_id),
             format!("version {} does not fit a 64-bit signed integer", m.version),
         )
-    })?;
+    })
+}
+
+/// Binds every column of `m` (in [`columns!`] order) to `q`. Writes every field as given.
+pub(crate) fn bind_record<'q>(q: Query<'q>, m: &'q OrderMetadata) -> Result<Query<'q>, StoreError> {
+    Ok(bind_row(q, m, db_version(m)?))
+}
+
+/// [`bind_record`] with the version already checked ([`db_version`]).
+pub(crate) fn bind_row<'q>(q: Query<'q>, m: &'q OrderMetadata, version: i64) -> Query<'q> {
     let id = &m.dydx_order_id;
-    Ok(q.bind(m.order_id.as_str())
+    q.bind(m.order_id.as_str())
         .bind(id.to_base64())
         .bind(m.good_til.block().map(i64::from))
         .bind(m.good_til.block_time().map(i64::from))
@@ -61,7 +72,7 @@ pub(crate) fn bind_record<'q>(q: Query<'q>, m: &'q OrderMetadata) -> Result<Quer
         .bind(m.label.as_deref())
         .bind(m.indexer_id.as_deref())
         .bind(m.filled_quantity.as_deref())
-        .bind(m.cancel_confirmed_at.map(to_micros)))
+        .bind(m.cancel_confirmed_at.map(to_micros))
 }
 
 /// Reads column `i` as `T`; a NULL where none belongs or a value of another type is

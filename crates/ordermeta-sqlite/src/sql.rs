@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 
 use ordermeta_core::{LeaseCondition, OrderStatus};
 
-use crate::row::columns;
+use crate::row::{self, columns};
 
 pub(crate) const INSERT: &str = concat!(
     "INSERT INTO dydx_order_metadata (",
@@ -205,6 +205,98 @@ pub(crate) const EXPIRE_STUCK: &str = "SELECT order_id FROM dydx_order_metadata 
 pub(crate) const PURGE: &str = "DELETE FROM dydx_order_metadata WHERE rowid IN (\
      SELECT rowid FROM dydx_order_metadata INDEXED BY dydx_order_metadata_purge_idx \
      WHERE status IN ('cancelled', 'expired', 'filled', 'failed') AND updated_at < ? LIMIT ?)";
+
+/// The number of rows the batch statements are built for, `n` rows or more: the next power
+/// of two, the rest padded with rows of NULLs that change nothing. Preparing a statement of
+/// dozens of rows takes SQLite hundreds of µs (more than it takes to run it); with few sizes,
+/// every one stays in the connection's statement cache.
+pub(crate) fn rows_for(n: usize) -> usize {
+    n.max(1).next_power_of_two()
+}
+
+/// Columns of a record, the parameters of one row of [`insert_rows`].
+pub(crate) const RECORD_PARAMS: usize = row::NAMES.len();
+
+/// Group commit: the `record`s of a batch as one INSERT from `n` rows of values (padding rows
+/// of NULLs are skipped). A row whose order id is taken is skipped instead of failing the
+/// statement, and the ids inserted are returned, so that each caller learns its own outcome
+/// (an id not returned already existed).
+pub(crate) fn insert_rows(n: usize) -> String {
+    let row = format!("({})", vec!["?"; RECORD_PARAMS].join(", "));
+    format!(
+        "INSERT INTO dydx_order_metadata ({}) SELECT * FROM (VALUES {}) \
+         WHERE column1 IS NOT NULL ON CONFLICT (order_id) DO NOTHING RETURNING order_id",
+        columns!(),
+        vec![row; n].join(", ")
+    )
+}
+
+/// Parameters of one row of [`cas_rows`], in order: order id, new status (NULL: an `update`,
+/// which keeps status, lease and history), instant (µs), cancelled_at, tx_hash,
+/// cancel_tx_hash, lease token, lease end, the three [`PATCH`] fields, history entry (JSON),
+/// allowed statuses ([`status_mask`]; NULL: any), expired-lease instant (NULL: no such
+/// condition), lease holder required (NULL: none), version required (NULL: none).
+pub(crate) const CAS_PARAMS: usize = 16;
+
+/// Group commit: the `transition`s and `update`s of a batch (one per order) as one
+/// compare-and-set `UPDATE … FROM` a table of [`CAS_PARAMS`] values per row (a padding row of
+/// NULLs names no order). Each row's
+/// conditions are the single statements' ([`TRANSITION`], [`UPDATE`]), as data; the rows
+/// changed are returned whole, so that each caller learns whether its own compare-and-set
+/// held (its order id is returned) and gets its record.
+pub(crate) fn cas_rows(n: usize) -> String {
+    let row = format!("({})", vec!["?"; CAS_PARAMS].join(", "));
+    let position = OrderStatus::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!(" WHEN '{}' THEN {i}", s.as_str()))
+        .collect::<String>();
+    format!(
+        "WITH v (k_id, k_to, k_at, k_cancelled_at, k_tx_hash, k_cancel_tx_hash, k_lease_token, \
+         k_lease_until, k_indexer_id, k_filled_quantity, k_cancel_confirmed_at, k_entry, \
+         k_statuses, k_expired_at, k_held_by, k_version) AS (VALUES {rows}) \
+         UPDATE dydx_order_metadata SET status = coalesce(v.k_to, status), \
+         updated_at = v.k_at, cancelled_at = coalesce(v.k_cancelled_at, cancelled_at), \
+         tx_hash = coalesce(v.k_tx_hash, tx_hash), \
+         cancel_tx_hash = coalesce(v.k_cancel_tx_hash, cancel_tx_hash), \
+         lease_token = CASE WHEN v.k_to IS NULL THEN lease_token ELSE v.k_lease_token END, \
+         lease_until = CASE WHEN v.k_to IS NULL THEN lease_until ELSE v.k_lease_until END, \
+         indexer_id = coalesce(v.k_indexer_id, indexer_id), \
+         filled_quantity = coalesce(v.k_filled_quantity, filled_quantity), \
+         cancel_confirmed_at = coalesce(v.k_cancel_confirmed_at, cancel_confirmed_at), \
+         version = version + 1, \
+         history = CASE WHEN v.k_entry IS NOT NULL AND json_valid(history) \
+         THEN json_insert(history, '$[#]', json(v.k_entry)) ELSE history END \
+         FROM v WHERE order_id = v.k_id AND {bumpable} \
+         AND (v.k_statuses IS NULL OR (v.k_statuses >> (CASE status{position} END)) & 1 = 1) \
+         AND (v.k_expired_at IS NULL OR lease_until IS NULL OR lease_until <= v.k_expired_at) \
+         AND (v.k_held_by IS NULL OR lease_token = v.k_held_by) \
+         AND (v.k_version IS NULL OR version = v.k_version) \
+         RETURNING {columns}",
+        rows = vec![row; n].join(", "),
+        bumpable = bumpable!(),
+        columns = columns!(),
+    )
+}
+
+/// The statuses a [`cas_rows`] row allows, as bits (bit `i` for `OrderStatus::ALL[i]`); a
+/// stored status that is none of them (a corrupt row) matches no bit.
+pub(crate) fn status_mask(statuses: &[OrderStatus]) -> i64 {
+    statuses
+        .iter()
+        .filter_map(|s| OrderStatus::ALL.iter().position(|a| a == s))
+        .fold(0, |mask, i| mask | (1 << i))
+}
+
+/// What the losers of a group commit's compare-and-set read ([`SELECT_CLAIM`]'s columns,
+/// then the order id), `n` orders at once (a NULL pads).
+pub(crate) fn select_claims(n: usize) -> String {
+    format!(
+        "SELECT status, lease_token, lease_until, version, order_id \
+         FROM dydx_order_metadata WHERE order_id IN ({})",
+        vec!["?"; n].join(", ")
+    )
+}
 
 /// Distinct statuses, in the order given.
 pub(crate) fn distinct(statuses: &[OrderStatus]) -> Vec<OrderStatus> {

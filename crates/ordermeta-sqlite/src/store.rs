@@ -7,23 +7,23 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use ordermeta_core::backend::{record_applied, transition_applied, update_applied};
-use ordermeta_core::{
-    ClientIdKey, ExpireRequest, InvalidRecord, LeaseCondition, ListQuery, MetadataStore,
-    OrderMetadata, OrderStatus, Page, StoreError, TransitionRequest, UpdateRequest, to_micros,
-    truncate_micros,
+use ordermeta_core::backend::{
+    Deadlines, record_applied, transition_applied, update_applied, with_deadline,
 };
-use sqlx::sqlite::{Sqlite, SqliteArguments, SqlitePool, SqliteRow};
-use tokio::sync::Mutex;
+use ordermeta_core::{
+    ClientIdKey, ExpireRequest, InvalidRecord, ListQuery, MetadataStore, OrderMetadata,
+    OrderStatus, Page, StoreError, TransitionRequest, UpdateRequest, to_micros, truncate_micros,
+};
+use sqlx::sqlite::{Sqlite, SqliteArguments, SqlitePool};
 
-use crate::error::{backend, insert_error};
+use crate::error::{SqliteError, backend};
 use crate::row;
 use crate::sql::{
-    EXPIRE_BY_BLOCK, EXPIRE_BY_TIME, EXPIRE_STUCK, INSERT, LIST_HEAD, PURGE, SELECT_CLAIM,
-    SELECT_ONE, TRANSITION, condition_holds, condition_index, distinct,
+    EXPIRE_BY_BLOCK, EXPIRE_BY_TIME, EXPIRE_STUCK, LIST_HEAD, PURGE, SELECT_ONE, distinct,
 };
 use crate::wal::{Checkpointer, bulk_pause, passive};
-use ordermeta_core::backend::Deadlines;
+use crate::write::Writes;
+use crate::writer::GroupCommit;
 
 mod lookup;
 
@@ -46,10 +46,11 @@ type BulkQuery<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
 /// See the [crate docs](crate) for the guarantees and the schema.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    writer: SqlitePool,
+    /// The writer pool behind the write lock.
+    write: Writes,
     reader: SqlitePool,
-    /// Held by every write: one writer per process at a time, served in order.
-    write_lock: Arc<Mutex<()>>,
+    /// The writer task's queue, when group commit is on (see [`crate::writer`]).
+    group: Option<Arc<GroupCommit>>,
     path: Option<PathBuf>,
     created: bool,
     in_memory: bool,
@@ -68,15 +69,22 @@ impl SqliteStore {
         deadlines: Deadlines,
     ) -> Self {
         SqliteStore {
-            writer,
+            write: Writes::new(writer),
             reader,
-            write_lock: Arc::default(),
+            group: None,
             path,
             created: false,
             in_memory: false,
             deadlines,
             checkpointer: None,
         }
+    }
+
+    /// Turns group commit on, in batches of at most `max_batch` calls (see [`crate::writer`]).
+    pub(crate) fn with_group_commit(mut self, max_batch: usize) -> Self {
+        let group = GroupCommit::new(self.write.clone(), max_batch, self.deadlines.operation);
+        self.group = Some(Arc::new(group));
+        self
     }
 
     /// Marks the store as one whose file was created when it was opened.
@@ -102,7 +110,7 @@ impl SqliteStore {
     /// (backups, ad-hoc queries); a long write transaction of yours makes the store's writes
     /// wait (up to `busy_timeout`, within the operation deadline).
     pub fn pool(&self) -> &SqlitePool {
-        &self.writer
+        &self.write.pool
     }
 
     /// The pool that reads (the same as [`pool`](Self::pool) for a wrapped pool or an
@@ -134,11 +142,26 @@ impl SqliteStore {
     /// Closes every connection, waiting for them to finish; SQLite checkpoints the WAL into
     /// the database when the last connection to a file closes.
     pub async fn close(&self) {
+        if let Some(g) = &self.group {
+            g.close().await;
+        }
         if let Some(c) = &self.checkpointer {
             c.close().await;
         }
         self.reader.close().await;
-        self.writer.close().await;
+        self.write.pool.close().await;
+    }
+
+    /// The store's group commit, if on (tests).
+    #[cfg(test)]
+    pub(crate) fn group_commit(&self) -> Option<&GroupCommit> {
+        self.group.as_deref()
+    }
+
+    /// The write side (tests).
+    #[cfg(test)]
+    pub(crate) fn writes(&self) -> &Writes {
+        &self.write
     }
 
     /// The record as stored, read through the read pool (no write lock: WAL readers are never
@@ -154,34 +177,33 @@ impl SqliteStore {
             .transpose()
     }
 
-    async fn insert(&self, meta: &OrderMetadata) -> Result<(), StoreError> {
-        let q = row::bind_record(sqlx::query(INSERT), meta)?;
-        let _writing = self.write_lock.lock().await;
-        q.execute(&self.writer)
+    /// A write under the operation deadline, read back when its outcome is unknown: past the
+    /// deadline ([`Deadlines::write`]), and after a group commit whose `COMMIT` failed (the
+    /// error stays the answer unless the write is found applied).
+    async fn write_or_read_back<T, R, RF>(
+        &self,
+        operation: &'static str,
+        order_id: &str,
+        write: impl Future<Output = Result<T, StoreError>>,
+        read_back: R,
+    ) -> Result<T, StoreError>
+    where
+        R: Fn() -> RF,
+        RF: Future<Output = Result<Option<T>, StoreError>>,
+    {
+        match self
+            .deadlines
+            .write(operation, order_id, write, &read_back)
             .await
-            .map_err(|e| insert_error(&meta.order_id, e))?;
-        Ok(())
-    }
-
-    async fn insert_many(&self, metas: &[OrderMetadata]) -> Result<(), StoreError> {
-        let queries = metas
-            .iter()
-            .map(|m| row::bind_record(sqlx::query(INSERT), m))
-            .collect::<Result<Vec<_>, _>>()?;
-        // IMMEDIATE: the write lock is taken (or waited for) at BEGIN, so no statement inside
-        // can meet SQLITE_BUSY half-way; an error drops the transaction, which rolls back.
-        let _writing = self.write_lock.lock().await;
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
-        for (q, m) in queries.into_iter().zip(metas) {
-            q.execute(&mut *tx)
-                .await
-                .map_err(|e| insert_error(&m.order_id, e))?;
+        {
+            Err(e) if commit_failed(&e) => {
+                match with_deadline(operation, self.deadlines.read_back, read_back()).await {
+                    Ok(Some(done)) => Ok(done),
+                    _ => Err(e),
+                }
+            }
+            other => other,
         }
-        tx.commit().await.map_err(backend)
     }
 
     /// Whether every record of a batch reads back exactly as written. The batch is one
@@ -194,91 +216,6 @@ impl SqliteStore {
             }
         }
         Ok(Some(()))
-    }
-
-    async fn compare_and_set(&self, req: &TransitionRequest) -> Result<OrderMetadata, StoreError> {
-        let from = distinct(&req.from);
-        let at = to_micros(truncate_micros(req.at));
-        let entry = req.history_entry().to_json();
-        let cancelled_at = (req.to == OrderStatus::Cancelled).then_some(at);
-        // The lease the record holds afterwards: the request's when entering cancelling
-        // (`check` allows a lease only then), none otherwise.
-        let lease = req.lease.as_ref();
-        let condition = req.require.as_ref();
-        let sql = &TRANSITION[condition_index(condition)][from.len()];
-        // A lost compare-and-set re-reads the status and lease; if the order moved back to
-        // where the request allows it (another process, in between), it is simply tried again.
-        let _writing = self.write_lock.lock().await;
-        for _ in 0..8 {
-            let mut q = sqlx::query(sql)
-                .bind(req.to.as_str())
-                .bind(at)
-                .bind(cancelled_at)
-                .bind(req.tx_hash.as_deref())
-                .bind(req.cancel_tx_hash.as_deref())
-                .bind(lease.map(|l| l.token.as_str()))
-                .bind(lease.map(|l| to_micros(l.until)))
-                .bind(req.patch.indexer_id.as_deref())
-                .bind(req.patch.filled_quantity.as_deref())
-                .bind(req.patch.cancel_confirmed_at.map(to_micros))
-                .bind(entry.as_str())
-                .bind(req.order_id.as_str());
-            for s in &from {
-                q = q.bind(s.as_str());
-            }
-            q = match condition {
-                None => q,
-                Some(LeaseCondition::Expired) => q.bind(at),
-                Some(LeaseCondition::HeldBy(t)) => q.bind(t.as_str()),
-            };
-            let updated: Option<SqliteRow> =
-                q.fetch_optional(&self.writer).await.map_err(backend)?;
-            if let Some(row) = updated {
-                return row::decode(&row).map_err(|e| e.for_order(&req.order_id));
-            }
-            let claim: Option<SqliteRow> = sqlx::query(SELECT_CLAIM)
-                .bind(req.order_id.as_str())
-                .fetch_optional(&self.writer)
-                .await
-                .map_err(backend)?;
-            let claim = claim
-                .as_ref()
-                .map(row::claim)
-                .transpose()
-                .map_err(|e| e.for_order(&req.order_id))?;
-            let Some((status, token, until, version)) = claim else {
-                return Err(StoreError::NotFound {
-                    order_id: req.order_id.clone(),
-                });
-            };
-            let current: OrderStatus = status.parse().map_err(|e| {
-                StoreError::invalid(Some(&req.order_id), format!("column status: {e}"))
-            })?;
-            // A lease where none can be (half of one, or on an order not being cancelled) is
-            // a corrupt row, not a conflict: its own claim says so instead of looking live.
-            if token.is_some() != until.is_some()
-                || (token.is_some() && current != OrderStatus::Cancelling)
-            {
-                return Err(StoreError::invalid(
-                    Some(&req.order_id),
-                    format!("lease columns: a lease that cannot be on a {current} order"),
-                ));
-            }
-            if !from.contains(&current) || !condition_holds(condition, token.as_deref(), until, at)
-            {
-                return Err(StoreError::conflict(&req.order_id, current, &req.from));
-            }
-            if version == i64::MAX {
-                return Err(StoreError::invalid(
-                    Some(&req.order_id),
-                    "column version: at its maximum, the record can no longer change",
-                ));
-            }
-        }
-        Err(StoreError::backend(format!(
-            "order {}: compare-and-set kept losing to concurrent writers",
-            req.order_id
-        )))
     }
 
     async fn list_page(&self, query: &ListQuery) -> Result<Page, StoreError> {
@@ -370,8 +307,8 @@ impl SqliteStore {
         let (n, held, conn) = self
             .deadlines
             .run(operation, async {
-                let _writing = self.write_lock.lock().await;
-                let mut conn = self.writer.acquire().await.map_err(backend)?;
+                let _writing = self.write.lock.lock().await;
+                let mut conn = self.write.pool.acquire().await.map_err(backend)?;
                 let start = std::time::Instant::now();
                 let n = query
                     .execute(&mut *conn)
@@ -437,6 +374,15 @@ impl SqliteStore {
     }
 }
 
+/// Whether `e` is a group commit's failed `COMMIT` (outcome unknown).
+fn commit_failed(e: &StoreError) -> bool {
+    matches!(e, StoreError::Backend { source }
+    if matches!(
+        source.downcast_ref::<SqliteError>(),
+        Some(SqliteError::GroupCommit { at_commit: true, .. })
+    ))
+}
+
 /// Every call runs under the operation deadline
 /// ([`SqliteStoreOptions::operation_timeout`](crate::SqliteStoreOptions::operation_timeout)),
 /// its wait for the write lock included. A write that misses it is read back: applied, the
@@ -449,8 +395,15 @@ impl MetadataStore for SqliteStore {
             let stored = self.fetch(&meta.order_id).await?;
             Ok(stored.filter(|s| record_applied(meta, s)).map(drop))
         };
-        self.deadlines
-            .write("record", &meta.order_id, self.insert(meta), read_back)
+        // Encoded before it is queued: a record that cannot be written fails alone.
+        row::db_version(meta)?;
+        let write = async {
+            match &self.group {
+                Some(g) => g.record(meta).await,
+                None => self.write.insert(meta).await,
+            }
+        };
+        self.write_or_read_back("record", &meta.order_id, write, read_back)
             .await
     }
 
@@ -465,7 +418,7 @@ impl MetadataStore for SqliteStore {
             .write(
                 "record_many",
                 &first.order_id,
-                self.insert_many(metas),
+                self.write.insert_many(metas),
                 || self.batch_applied(metas),
             )
             .await
@@ -481,13 +434,13 @@ impl MetadataStore for SqliteStore {
             let stored = self.fetch(&req.order_id).await?;
             Ok(stored.filter(|s| transition_applied(req, s)))
         };
-        self.deadlines
-            .write(
-                "transition",
-                &req.order_id,
-                self.compare_and_set(req),
-                read_back,
-            )
+        let write = async {
+            match &self.group {
+                Some(g) => g.transition(req).await,
+                None => self.write.compare_and_set(req).await,
+            }
+        };
+        self.write_or_read_back("transition", &req.order_id, write, read_back)
             .await
     }
 
@@ -562,8 +515,13 @@ impl MetadataStore for SqliteStore {
             let stored = self.fetch(&req.order_id).await?;
             Ok(stored.filter(|s| update_applied(req, s)))
         };
-        self.deadlines
-            .write("update", &req.order_id, self.update_cas(req), read_back)
+        let write = async {
+            match &self.group {
+                Some(g) => g.update(req).await,
+                None => self.write.update_cas(req).await,
+            }
+        };
+        self.write_or_read_back("update", &req.order_id, write, read_back)
             .await
     }
 

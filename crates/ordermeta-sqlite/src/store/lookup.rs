@@ -1,102 +1,17 @@
-//! `update` (fields learnt after placement, no status change) and the lookups by the bot's own
-//! identity, `find_by_client_id` and `find_by_label`.
+//! The lookups by the bot's own identity, `find_by_client_id` and `find_by_label` (`update`'s
+//! statement is with the other writes, in `crate::write`).
 
-use ordermeta_core::{
-    ClientIdKey, OrderMetadata, OrderStatus, StoreError, UpdateRequest, to_micros, truncate_micros,
-};
-use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteRow};
+use ordermeta_core::{ClientIdKey, OrderMetadata, StoreError};
+use sqlx::sqlite::{Sqlite, SqliteArguments};
 
 use super::SqliteStore;
 use crate::error::backend;
 use crate::row;
-use crate::sql::{FIND_BY_CLIENT_ID, FIND_BY_LABEL, SELECT_CLAIM, UPDATE, distinct};
+use crate::sql::{FIND_BY_CLIENT_ID, FIND_BY_LABEL};
 
 type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
 
 impl SqliteStore {
-    /// `update`'s compare-and-set: one `UPDATE … RETURNING`; when it matches no row, the
-    /// status and version it lost to say `NotFound`, `StatusConflict` or a corrupt row.
-    pub(super) async fn update_cas(
-        &self,
-        req: &UpdateRequest,
-    ) -> Result<OrderMetadata, StoreError> {
-        let id = req.order_id.as_str();
-        let statuses = distinct(&req.statuses);
-        // A version beyond i64::MAX is on no row: such a request is only read, never sent.
-        let version = req.version.map(|v| i64::try_from(v).ok());
-        let sendable = !matches!(version, Some(None));
-        let sql = &UPDATE[usize::from(version.is_some())][statuses.len()];
-        let at = to_micros(truncate_micros(req.at));
-        let patch = &req.patch;
-        let _writing = self.write_lock.lock().await;
-        // A lost compare-and-set whose read finds the order allowed again (another process
-        // wrote in between) is tried again; bounded, as each retry needs another writer.
-        for _ in 0..8 {
-            if sendable {
-                let mut q = sqlx::query(sql)
-                    .bind(at)
-                    .bind(patch.indexer_id.as_deref())
-                    .bind(patch.filled_quantity.as_deref())
-                    .bind(patch.cancel_confirmed_at.map(to_micros))
-                    .bind(id);
-                for s in &statuses {
-                    q = q.bind(s.as_str());
-                }
-                if let Some(Some(v)) = version {
-                    q = q.bind(v);
-                }
-                let updated: Option<SqliteRow> =
-                    q.fetch_optional(&self.writer).await.map_err(backend)?;
-                if let Some(row) = updated {
-                    return row::decode(&row).map_err(|e| e.for_order(id));
-                }
-            }
-            let claim: Option<SqliteRow> = sqlx::query(SELECT_CLAIM)
-                .bind(id)
-                .fetch_optional(&self.writer)
-                .await
-                .map_err(backend)?;
-            let claim = claim
-                .as_ref()
-                .map(row::claim)
-                .transpose()
-                .map_err(|e| e.for_order(id))?;
-            let Some((status, _, _, stored_version)) = claim else {
-                return Err(StoreError::NotFound {
-                    order_id: id.to_owned(),
-                });
-            };
-            let current: OrderStatus = status
-                .parse()
-                .map_err(|e| StoreError::invalid(Some(id), format!("column status: {e}")))?;
-            let stored_version = u64::try_from(stored_version).map_err(|_| {
-                StoreError::invalid(
-                    Some(id),
-                    format!("column version: {stored_version} is negative"),
-                )
-            })?;
-            let allowed = (statuses.is_empty() || statuses.contains(&current))
-                && req.version.is_none_or(|v| v == stored_version);
-            if !allowed {
-                let expected: &[OrderStatus] = if statuses.is_empty() {
-                    &OrderStatus::ALL
-                } else {
-                    &req.statuses
-                };
-                return Err(StoreError::conflict(id, current, expected));
-            }
-            if stored_version >= i64::MAX as u64 {
-                return Err(StoreError::invalid(
-                    Some(id),
-                    "column version: at its maximum, the record can no longer change",
-                ));
-            }
-        }
-        Err(StoreError::backend(format!(
-            "order {id}: update kept losing to concurrent writers"
-        )))
-    }
-
     /// The newest record of a client id (see [`FIND_BY_CLIENT_ID`]).
     pub(super) async fn newest_by_client_id(
         &self,
