@@ -262,10 +262,11 @@ mod supervisor;
 mod validate;
 
 pub use client::{
-    Backfill, CancelAllReport, CancelPath, CancelRetry, CancelScope, Cancelled, ChainSettings,
-    ChainTime, ClientIdReuse, ConfirmReport, ConfirmSettings, ConnectError, FailurePolicy,
-    GoodTilError, MAX_BATCH_CANCEL_IDS, OrderDetails, OrderMetaClient, PlaceOptions, Placed,
-    ReconcileReport, RecordOutcome, RolloutStats, STATEFUL_ORDER_TIME_WINDOW,
+    ActiveWrite, Backfill, CancelAllReport, CancelPath, CancelRetry, CancelScope, Cancelled,
+    ChainSettings, ChainTime, ClientIdReuse, ConfirmReport, ConfirmSettings, ConnectError,
+    DEFAULT_ACTIVE_WRITE_QUEUE, FailurePolicy, GoodTilError, MAX_BATCH_CANCEL_IDS, OrderDetails,
+    OrderMetaClient, PlaceOptions, Placed, ReconcileReport, RecordOutcome, RolloutStats,
+    STATEFUL_ORDER_TIME_WINDOW,
 };
 pub use convert::{
     InvalidOrderKey, ORDER_KEY_FORMAT, from_proto_order_id, order_key, parse_order_key,
