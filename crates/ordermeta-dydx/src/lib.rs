@@ -235,6 +235,33 @@
 //! the pre-ordermeta path (the caller's `OrderId` and good-til). A string that is not an
 //! ordermeta id is [`CancelError::InvalidOrderId`]. So no rollback strands a live order.
 //!
+//! ## Placement: one store round trip on the caller's path
+//!
+//! The `pending` record is written before the broadcast, always. The `active` write that
+//! follows an accepted broadcast runs off the caller's path by default
+//! ([`ActiveWrite::Background`]): [`place_order`](OrderMetaClient::place_order) returns as
+//! soon as the node accepted the order, and a bounded writer per client (a queue of
+//! [`ChainSettings::active_write_queue`] jobs, 16 at a time) writes `pending -> active` with
+//! the tx hash. The write is a compare-and-set from `pending`, so a claim or an outcome that
+//! reached the record first (a kill switch, the indexer sync) wins; a write that fails leaves
+//! the record `pending`, which reconciliation settles against the chain. This client's own
+//! operations on the order run its queued write first — [`cancel_order`](OrderMetaClient::cancel_order)
+//! right after `place_order` cancels from an `active` record, one cancel tx —, and so do
+//! reconciliation, the kill switch, [`mark_filled`](OrderMetaClient::mark_filled) and the
+//! confirmation of a failed stateful placement. Another process sees `pending` until the
+//! write lands (its cancel answers [`PlacementPending`](CancelError::PlacementPending), which
+//! is retryable). A full queue makes the placement write inline; dropping the client lets the
+//! writer finish what is queued; a runtime that stops with writes queued abandons them (their
+//! records stay `pending`, and reconciliation cancels those orders): call
+//! [`flush_active_writes`](OrderMetaClient::flush_active_writes) before a graceful shutdown.
+//! [`ActiveWrite::Inline`] (per client, or per placement with [`PlaceOptions::active_write`])
+//! keeps the write on the caller's path. Metrics: `ordermeta_active_writes_total{outcome}`
+//! (`background`, `inline`, `raced`, `failed`), gauge `ordermeta_active_writes_queued`.
+//!
+//! ## Performance
+//!
+//! PERFORMANCE-FIGURES
+//!
 //! ## Audit and monitoring
 //!
 //! Every cancel attempt emits a `tracing` event (order id, outcome, error); every status
