@@ -8,9 +8,15 @@
 //!   written by the client's background writer (account 0);
 //! - `inline`:     ours with `ActiveWrite::Inline` (the behaviour before): `active` written
 //!   before `place_order` returns;
+//! - `unrecorded`: ours with recording off (same gateway, account 0): the client and its
+//!   gateway without the store, so that what the store adds is told apart from what the
+//!   gateway (`DydxGateway`: its own signing and broadcast path) costs beside `NodeClient`;
 //! - `round trip`: one bare store round trip with the driver alone: a single-row `INSERT`
 //!   (sqlx, SQLite in WAL with `synchronous = NORMAL` as the store opens it; PostgreSQL),
 //!   or one `EVALSHA` of a one-`HSET` script (redis-rs).
+//!
+//! - `parts`: the store calls placement makes before the broadcast, each alone on the same
+//!   store: `find_by_client_id` (the client-id reuse check) and `record` (`pending`).
 //!
 //! Rounds interleave the sides (who goes first rotates), so a change in machine load hits
 //! all of them alike; short-term orders are good for a few blocks and the chain advances
@@ -21,7 +27,8 @@
 //! `pending` write meets the previous one's `active` write in the store.
 //!
 //! `PLACEMENT_ORDERS` (default 1000) orders per side per backend; `PLACEMENT_BACKENDS`
-//! (default `sqlite,postgres,redis`). Under two minutes on a 2-core machine:
+//! (default `sqlite,postgres,redis`; `memory` adds the in-memory reference store: the
+//! client's own work without store I/O). Under two minutes on a 2-core machine:
 //!
 //! `cargo bench -p ordermeta --bench placement --features "dydx dydx-sim sqlite postgres redis"`
 
@@ -42,7 +49,9 @@ use ordermeta::postgres::PgStore;
 use ordermeta::redis::RedisStore;
 use ordermeta::redis::redis::{self, aio::ConnectionManager};
 use ordermeta::sqlite::SqliteStore;
-use ordermeta::{MetadataStore, OrderType, Side};
+use ordermeta::{MetadataStore, OrderStatus, OrderType, Side};
+use ordermeta_core::ClientIdKey;
+use ordermeta_core::conformance::short_term;
 use ordermeta_postgres::sqlx::PgPool;
 use ordermeta_sqlite::sqlx::{
     self as sqlite_sqlx, SqlitePool,
@@ -59,6 +68,9 @@ enum RoundTrip {
     Sqlite(SqlitePool),
     Postgres(PgPool, String),
     Redis(ConnectionManager, redis::Script, String),
+    /// The in-memory reference store (`PLACEMENT_BACKENDS=memory`): the client's own work
+    /// with no store I/O; no round trip to compare with.
+    Memory,
 }
 
 impl RoundTrip {
@@ -84,6 +96,7 @@ impl RoundTrip {
                 .await
                 .expect("postgres insert");
             }
+            RoundTrip::Memory => {}
             RoundTrip::Redis(conn, script, ns) => {
                 let _: i64 = script
                     .key(format!("{{{ns}}}:rt:{id}"))
@@ -104,7 +117,10 @@ struct Samples {
     background: Vec<Duration>,
     inline: Vec<Duration>,
     back_to_back: Vec<Duration>,
+    unrecorded: Vec<Duration>,
     round_trip: Vec<Duration>,
+    find: Vec<Duration>,
+    record: Vec<Duration>,
 }
 
 struct Bench {
@@ -160,13 +176,24 @@ async fn run_backend(
     mut round_trip: RoundTrip,
     orders: usize,
 ) -> Samples {
-    let gateway = DydxGateway::connect(fixtures::node_config(bench.sim.endpoint()), &bench.wallet, 0)
-        .await
-        .expect("gateway");
+    let gateway = DydxGateway::connect(
+        fixtures::node_config(bench.sim.endpoint()),
+        &bench.wallet,
+        0,
+    )
+    .await
+    .expect("gateway");
+    let gateway = Arc::new(gateway);
     let client = OrderMetaClient::new(
-        Arc::new(gateway),
-        store,
+        gateway.clone(),
+        store.clone(),
         RecordingSwitch::new(true),
+        ChainSettings::default(),
+    );
+    let unrecorded = OrderMetaClient::new(
+        gateway,
+        store.clone(),
+        RecordingSwitch::new(false),
         ChainSettings::default(),
     );
     let mut node = NodeClient::connect(fixtures::node_config(bench.sim.endpoint()))
@@ -178,20 +205,27 @@ async fn run_backend(
     let mut rt_n = 0u64;
     // Warm-up: connections, prepared statements, the writer task.
     for _ in 0..20 {
-        client.place_order(bench.order(0), details()).await.expect("warm-up place");
-        node.place_order(&mut account, bench.order(1)).await.expect("warm-up bare");
+        client
+            .place_order(bench.order(0), details())
+            .await
+            .expect("warm-up place");
+        node.place_order(&mut account, bench.order(1))
+            .await
+            .expect("warm-up bare");
         rt_n += 1;
         round_trip.once(rt_n).await;
     }
     client.flush_active_writes(Duration::from_secs(10)).await;
     for round in 0..ROUNDS {
-        for side in 0..5 {
-            match (round + side) % 5 {
+        for side in 0..6 {
+            match (round + side) % 6 {
                 0 => {
                     for _ in 0..per_round {
                         let order = bench.order(1);
                         let started = Instant::now();
-                        node.place_order(&mut account, order).await.expect("bare place");
+                        node.place_order(&mut account, order)
+                            .await
+                            .expect("bare place");
                         s.bare.push(started.elapsed());
                     }
                 }
@@ -226,10 +260,31 @@ async fn run_backend(
                     }
                     client.flush_active_writes(Duration::from_secs(10)).await;
                 }
+                4 => {
+                    for _ in 0..per_round {
+                        let order = bench.order(0);
+                        let started = Instant::now();
+                        unrecorded
+                            .place_order(order, details())
+                            .await
+                            .expect("place");
+                        s.unrecorded.push(started.elapsed());
+                    }
+                }
                 _ => {
                     for _ in 0..per_round {
                         rt_n += 1;
                         s.round_trip.push(round_trip.once(rt_n).await);
+                        let mut meta =
+                            short_term(&format!("part-{rt_n}"), OrderStatus::Pending, 100);
+                        meta.dydx_order_id.client_id = u32::MAX - rt_n as u32;
+                        let key = ClientIdKey::of(&meta);
+                        let started = Instant::now();
+                        store.find_by_client_id(&key).await.expect("find");
+                        s.find.push(started.elapsed());
+                        let started = Instant::now();
+                        store.record(&meta).await.expect("record");
+                        s.record.push(started.elapsed());
                     }
                 }
             }
@@ -244,30 +299,45 @@ async fn run_backend(
 fn report(name: &str, s: &Samples) {
     let rt = percentile(&s.round_trip, 0.5);
     let bare = percentile(&s.bare, 0.5);
-    println!("\n{name}: one store round trip p50 {:.0} µs, p99 {:.0} µs", micros(rt), micros(percentile(&s.round_trip, 0.99)));
-    println!("| side | p50 | p99 | p50 ratio to bare | added at p50 | added / round trip |");
-    println!("|---|---|---|---|---|---|");
+    let off = percentile(&s.unrecorded, 0.5);
+    println!(
+        "\n{name}: one store round trip p50 {:.0} µs, p99 {:.0} µs; store calls before the broadcast, alone: find_by_client_id p50 {:.0} µs, record p50 {:.0} µs",
+        micros(rt),
+        micros(percentile(&s.round_trip, 0.99)),
+        micros(percentile(&s.find, 0.5)),
+        micros(percentile(&s.record, 0.5)),
+    );
+    println!(
+        "| side | p50 | p99 | p50 / bare | added at p50 over bare | in round trips | added over recording off | in round trips |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     for (side, v) in [
         ("bare NodeClient::place_order", &s.bare),
+        ("ours, recording off (gateway only)", &s.unrecorded),
         ("ours, background active (default)", &s.background),
         ("ours, background, back-to-back", &s.back_to_back),
         ("ours, inline active", &s.inline),
     ] {
         let p50 = percentile(v, 0.5);
         let added = micros(p50) - micros(bare);
+        let store = micros(p50) - micros(off);
         println!(
-            "| {side} | {:.0} µs | {:.0} µs | {:.3} | {:+.0} µs | {:.2} |",
+            "| {side} | {:.0} µs | {:.0} µs | {:.3} | {:+.0} µs | {:.2} | {:+.0} µs | {:.2} |",
             micros(p50),
             micros(percentile(v, 0.99)),
             support::ratio(p50.as_secs_f64(), bare.as_secs_f64()),
             added,
             added / micros(rt),
+            store,
+            store / micros(rt),
         );
     }
 }
 
 async fn sqlite_setup(dir: &std::path::Path) -> (Arc<dyn MetadataStore>, RoundTrip) {
-    let store = SqliteStore::open(dir.join("orders.db")).await.expect("open sqlite");
+    let store = SqliteStore::open(dir.join("orders.db"))
+        .await
+        .expect("open sqlite");
     let options = SqliteConnectOptions::new()
         .filename(dir.join("rt.db"))
         .create_if_missing(true)
@@ -301,7 +371,10 @@ async fn postgres_setup(schema: &str) -> (Arc<dyn MetadataStore>, RoundTrip) {
     .execute(&pool)
     .await
     .expect("create rt");
-    (Arc::new(store), RoundTrip::Postgres(pool, schema.to_owned()))
+    (
+        Arc::new(store),
+        RoundTrip::Postgres(pool, schema.to_owned()),
+    )
 }
 
 async fn redis_setup(ns: &str) -> (Arc<dyn MetadataStore>, RoundTrip) {
@@ -315,7 +388,10 @@ async fn redis_setup(ns: &str) -> (Arc<dyn MetadataStore>, RoundTrip) {
         .await
         .expect("bare redis");
     let script = redis::Script::new("redis.call('HSET', KEYS[1], 'v', ARGV[1]) return 1");
-    (Arc::new(store), RoundTrip::Redis(conn, script, ns.to_owned()))
+    (
+        Arc::new(store),
+        RoundTrip::Redis(conn, script, ns.to_owned()),
+    )
 }
 
 fn main() {
@@ -323,8 +399,8 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
-    let backends = std::env::var("PLACEMENT_BACKENDS")
-        .unwrap_or_else(|_| "sqlite,postgres,redis".to_owned());
+    let backends =
+        std::env::var("PLACEMENT_BACKENDS").unwrap_or_else(|_| "sqlite,postgres,redis".to_owned());
     let rt = support::multi_thread_runtime(2);
     rt.block_on(async {
         let sim = SimNode::start(
@@ -374,7 +450,11 @@ fn main() {
                     let _ = cleanup_redis_rt(&name).await;
                     s
                 }
-                other => panic!("unknown backend {other:?} (sqlite, postgres, redis)"),
+                "memory" => {
+                    let store = Arc::new(ordermeta::MemoryStore::new());
+                    run_backend(&bench, "memory", store, RoundTrip::Memory, orders).await
+                }
+                other => panic!("unknown backend {other:?} (sqlite, postgres, redis, memory)"),
             };
             results.push((backend.to_owned(), s));
         }

@@ -58,8 +58,7 @@ macro_rules! e2e_flows {
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn abandoned_active_write_is_reconciled() {
-            fresh(|s| common::abandoned_active_write_is_reconciled(move || open(s.clone())))
-                .await;
+            fresh(|s| common::abandoned_active_write_is_reconciled(move || open(s.clone()))).await;
         }
 
         /// 8 tasks here and 8 in a second OS process (this test binary re-invoked) cancel

@@ -62,7 +62,11 @@ async fn stateful_placement_failed_in_its_block_is_recorded_failed() {
         .collect();
     assert_eq!(
         steps,
-        [OrderStatus::Pending, OrderStatus::Active, OrderStatus::Failed]
+        [
+            OrderStatus::Pending,
+            OrderStatus::Active,
+            OrderStatus::Failed
+        ]
     );
     assert_eq!(status(&store, &placed.order_id).await, OrderStatus::Failed);
     let reason = last_reason(&store, &placed.order_id).await;
