@@ -67,11 +67,11 @@ pub struct ChainSettings {
     /// [`CancelError::RateLimited`](crate::CancelError::RateLimited) without touching the
     /// chain.
     pub cancel_rate_per_second: NonZeroU32,
-    /// How long a cancel claim (the `cancelling` record's [`Lease`]) lasts. Once it has run
-    /// out, another canceller — another process, or the [`Supervisor`](crate::Supervisor) —
-    /// may re-claim the order and re-send its cancel. It must outlast one cancel: the retry
-    /// budget, one call deadline and the write of the outcome. Default
-    /// [`DEFAULT_LEASE`] (30 s).
+    /// How long a cancel claim (the `cancelling` record's [`Lease`](ordermeta_core::Lease)) lasts.
+    /// Once it has run out, another canceller — another process, or the
+    /// [`Supervisor`](crate::Supervisor) — may re-claim the order and re-send its cancel. It must
+    /// outlast one cancel: the retry budget, one call deadline and the write of the outcome.
+    /// Default [`DEFAULT_LEASE`] (30 s).
     pub claim_lease: Duration,
     /// How cancels are re-sent after a transport failure. Default [`CancelRetry::default`].
     pub cancel_retry: CancelRetry,
