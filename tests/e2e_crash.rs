@@ -209,6 +209,7 @@ async fn crash_matrix(test_name: &str, store_url: String, recovery: Recovery) {
             .place_order(chain.short_term(0, 2_000, 30), details())
             .await
             .expect("place an active order");
+        assert_eq!(client.flush_active_writes(Duration::from_secs(10)).await, 0);
         let open: Vec<OrderStatus> = store
             .list_all(&ListQuery::default())
             .await

@@ -215,6 +215,8 @@ async fn four_processes_cancel_one_accounts_stateful_orders() {
         "{placed:?}"
     );
     assert_eq!(sim.open_orders().len(), 400);
+    // The children list `active` records: the placer's background writes land first.
+    assert_eq!(placer.flush_active_writes(Duration::from_secs(60)).await, 0);
     let placing = placing.elapsed();
 
     // The race.

@@ -220,6 +220,10 @@ impl Setup {
     }
 
     async fn record(&self, id: &str) -> OrderMetadata {
+        // The client's queued `active` writes first (written in the background by default).
+        self.client
+            .flush_active_writes(std::time::Duration::from_secs(10))
+            .await;
         self.store.get_required(id).await.expect("record")
     }
 

@@ -303,7 +303,9 @@ async fn scope_is_widened_and_narrowed_while_8_tasks_place_1000_orders() {
 
     // Every order reached the node, recorded or not.
     assert_eq!(chain.placements_of(&chain.address(0)), TOTAL);
-    // Every order placed in scope has a record (active), none outside.
+    // Every order placed in scope has a record (active, once the client's background writer
+    // ran), none outside.
+    assert_eq!(client.flush_active_writes(Duration::from_secs(30)).await, 0);
     let mut recorded = 0;
     for o in &outcomes {
         let meta = store.get(&o.placed.order_id).await.expect("get");

@@ -324,6 +324,8 @@ async fn place_records_the_details_the_order_holds() {
         .build(ClientId(3))
         .expect("order");
     let placed = client.place(order, &btc()).await.expect("placed");
+    // `active` is written by the client's background writer: run it before reading.
+    assert_eq!(client.flush_active_writes(Duration::from_secs(5)).await, 0);
     let m = store.get_required(&placed.order_id).await.expect("record");
     assert_eq!(m.status, OrderStatus::Active);
     assert_eq!(

@@ -49,6 +49,18 @@ macro_rules! e2e_flows {
             fresh(|s| common::recording_off(move || open(s.clone()))).await;
         }
 
+        /// Current-thread runtime: the `active` write is certainly still queued when the
+        /// cancel starts.
+        #[tokio::test(flavor = "current_thread")]
+        async fn cancel_right_after_place() {
+            fresh(|s| common::cancel_right_after_place(move || open(s.clone()))).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn abandoned_active_write_is_reconciled() {
+            fresh(|s| common::abandoned_active_write_is_reconciled(move || open(s.clone()))).await;
+        }
+
         /// 8 tasks here and 8 in a second OS process (this test binary re-invoked) cancel
         /// the same order through the same database and the same node: exactly one cancel
         /// tx reaches it.
@@ -229,6 +241,9 @@ where
             .place_order(chain.long_term(0, 12, 3600), sell_details())
             .await
             .expect("place long-term");
+        // A graceful shutdown: the `active` writes still queued are written before the
+        // client goes (see `abandoned_active_write_is_reconciled` for an abrupt one).
+        assert_eq!(client.flush_active_writes(Duration::from_secs(10)).await, 0);
         (short, long)
     };
     chain.sim.advance_blocks(1);
@@ -325,6 +340,9 @@ where
         .place_order(chain.short_term(1, 25, 20), details())
         .await
         .expect("place");
+    // `me` reads `other`'s record: written `active` by `other`'s writer first (the queued
+    // write of another client is not `me`'s to run).
+    assert_eq!(other.flush_active_writes(Duration::from_secs(10)).await, 0);
     chain.sim.advance_blocks(1);
 
     me.cancel_order(&cancelled.order_id)
@@ -503,6 +521,9 @@ where
         .place_order(chain.short_term(0, 61, 30), details())
         .await
         .expect("place");
+    // The child process reads the record: `active` first (another process sees `pending`
+    // until this client's writer ran, and answers `PlacementPending` meanwhile).
+    assert_eq!(client.flush_active_writes(Duration::from_secs(10)).await, 0);
 
     let spec = format!(
         "{}\n{store_spec}\n{}",
@@ -528,6 +549,96 @@ where
         1
     );
     assert_eq!(meta.status, OrderStatus::Cancelled);
+}
+
+/// Each order is cancelled by id the moment its placement returns, its `active` write still
+/// queued (the default background write; a current-thread runtime, so the writer has not
+/// run): the cancel writes it first and cancels from the record. The node received exactly
+/// one cancel per order and holds none live; each record is `cancelled` with both hashes.
+pub async fn cancel_right_after_place<S, F>(open: S)
+where
+    S: Fn() -> F,
+    F: Future<Output = Arc<dyn MetadataStore>>,
+{
+    let chain = Chain::start().await;
+    let store = open().await;
+    let client = chain.client(store.clone(), 0).await;
+    for n in 0..5 {
+        let placed = client
+            .place_order(chain.short_term(0, 81 + n, 20), details())
+            .await
+            .expect("place");
+        assert_eq!(client.active_writes_queued(), 1, "the write is queued");
+        let done = client
+            .cancel_order(&placed.order_id)
+            .await
+            .expect("cancel at once");
+        assert_eq!(done.path, ordermeta::dydx::CancelPath::Record);
+        let meta = store.get_required(&placed.order_id).await.expect("get");
+        assert_eq!(meta.status, OrderStatus::Cancelled);
+        assert_eq!(meta.tx_hash.as_deref(), Some(placed.tx_hash.as_str()));
+        assert_eq!(meta.cancel_tx_hash.as_deref(), Some(done.tx_hash.as_str()));
+        let proto = to_proto_order_id(&meta.dydx_order_id);
+        assert_eq!(chain.cancels_of(&proto).len(), 1, "one cancel");
+        let state = chain.sim.order(&proto).expect("known to the node");
+        assert!(!state.status.is_live(), "{:?}", state.status);
+    }
+    assert_eq!(client.flush_active_writes(Duration::from_secs(10)).await, 0);
+}
+
+/// A process stops abruptly right after a placement — its runtime dropped with the `active`
+/// write queued, so the write is abandoned: the record stays `pending` (another client's
+/// cancel answers `PlacementPending`), and reconciliation cancels the order on chain; the
+/// node agrees it is no longer live.
+pub async fn abandoned_active_write_is_reconciled<S, F>(open: S)
+where
+    S: Fn() -> F + Clone + Send + 'static,
+    F: Future<Output = Arc<dyn MetadataStore>>,
+{
+    let chain = Chain::start().await;
+    let endpoint = chain.sim.endpoint();
+    let order = chain.short_term(0, 91, 30);
+    let open_there = open.clone();
+    let placed = tokio::task::spawn_blocking(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let wallet = Wallet::from_mnemonic(MNEMONIC).expect("wallet");
+            let config = Chain::node_config_for(endpoint);
+            let client = client_for(config, &wallet, open_there().await, 0).await;
+            let placed = client.place_order(order, details()).await.expect("place");
+            assert_eq!(client.active_writes_queued(), 1, "the write is queued");
+            placed
+        })
+        // The runtime goes here, and its writer task with the queued write.
+    })
+    .await
+    .expect("the placing process");
+
+    let store = open().await;
+    let meta = store.get_required(&placed.order_id).await.expect("get");
+    assert_eq!(meta.status, OrderStatus::Pending, "the write was abandoned");
+    let proto = to_proto_order_id(&meta.dydx_order_id);
+    assert!(chain.sim.order(&proto).expect("placed").status.is_live());
+
+    let client = chain.client(store.clone(), 0).await;
+    let err = client
+        .cancel_order(&placed.order_id)
+        .await
+        .expect_err("pending");
+    assert_eq!(err.kind(), CancelErrorKind::PlacementPending, "{err}");
+    let report = client
+        .reconcile_pending(Duration::ZERO)
+        .await
+        .expect("reconcile");
+    assert_eq!(report.cancelled, 1, "{report:?}");
+    let meta = store.get_required(&placed.order_id).await.expect("get");
+    assert_eq!(meta.status, OrderStatus::Cancelled);
+    assert_eq!(chain.cancels_of(&proto).len(), 1);
+    let state = chain.sim.order(&proto).expect("known to the node");
+    assert!(!state.status.is_live(), "{:?}", state.status);
 }
 
 /// Runs `flow` on `spec`, the name of a fresh database (schema or namespace), then

@@ -284,6 +284,8 @@ async fn block_failures_leave_records_in_the_chains_status() {
         let store = store.clone();
         async move { store.get_required(&id).await.expect("get") }
     };
+    // `active` is written by the client's background writer: run it before reading.
+    assert_eq!(c.flush_active_writes(within).await, 0);
     assert_eq!(
         record(placed.order_id.clone()).await.status,
         OrderStatus::Active

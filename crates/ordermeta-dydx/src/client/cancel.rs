@@ -5,7 +5,7 @@
 use ordermeta_core::{OrderMetadata, OrderStatus, TransitionRequest, now};
 
 use super::confirm::TxKind;
-use super::metrics::{count_cancel, count_recording_failure, timed};
+use super::metrics::{count_cancel, timed};
 use super::{OrderMetaClient, is_stale_claim};
 use crate::error::CancelError;
 use crate::gateway::{ChainClock, GatewayError, codes};
@@ -106,6 +106,9 @@ impl OrderMetaClient {
         if !RecordingSwitch::compiled_in() {
             return self.cancel_without_record(order_id).await;
         }
+        // This client's own placement of the order may still have its `active` write queued:
+        // run it first, so that the record says what the placement learnt.
+        self.active.finisher.settle(order_id).await;
         let meta = match timed("get", self.store.get(order_id)).await {
             Ok(Some(meta)) => meta,
             Ok(None) => return self.cancel_without_record(order_id).await,
@@ -329,24 +332,7 @@ impl OrderMetaClient {
     }
 
     async fn record_outcome(&self, req: TransitionRequest) -> bool {
-        let (order_id, to) = (req.order_id.as_str(), req.to);
-        match timed("transition", self.store.transition(&req)).await {
-            Ok(_) => true,
-            // Already settled by what the chain reported meanwhile (the indexer sync: filled,
-            // cancelled, expired): nothing is left to record.
-            Err(e)
-                if e.current_status()
-                    .is_some_and(|s| s == to || s.is_terminal()) =>
-            {
-                tracing::info!(order_id, to = %to, error = %e, "outcome already recorded");
-                true
-            }
-            Err(e) => {
-                count_recording_failure();
-                tracing::error!(order_id, to = %to, error = %e, "could not record outcome");
-                false
-            }
-        }
+        self.active.finisher.record_outcome(req).await
     }
 
     /// The chain's clock; unreachable means a retryable network error for `order_id`.

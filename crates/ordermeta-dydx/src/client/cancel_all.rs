@@ -51,6 +51,9 @@ impl CancelAllReport {
     }
 }
 
+/// How long the kill switch lets this client's queued `active` writes land before it lists.
+const FLUSH_BEFORE_KILL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The statuses a kill switch must cover: everything that may be live on chain.
 const MAYBE_LIVE: [OrderStatus; 3] = [
     OrderStatus::Pending,
@@ -93,6 +96,10 @@ impl OrderMetaClient {
             limit: ordermeta_core::MAX_PAGE_SIZE,
             ..ListQuery::default()
         };
+        // Queued `active` writes first (bounded): a `pending` record is claimed and cancelled
+        // all the same, but its placement's write would then find the claim and re-send the
+        // cancel.
+        self.active.finisher.flush(FLUSH_BEFORE_KILL).await;
         let clock = self.clock(&scope_label).await?;
         let mut report = CancelAllReport::default();
         loop {

@@ -304,6 +304,8 @@ impl OrderMetaClient {
                 );
             }
             (TxKind::Place, Some(e)) => {
+                // The placement's queued `active` write first, so the history reads in order.
+                self.active.finisher.settle(order_id).await;
                 tracing::warn!(order_id, tx_hash = tx.tx_hash, height, error = %e, "placement failed in its block");
                 // Claimed meanwhile: the claimant's cancel finds the order gone and settles it.
                 let req = TransitionRequest::new(

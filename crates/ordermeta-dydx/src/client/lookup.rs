@@ -4,11 +4,10 @@
 //! [`OrderMetaClient::cancel_by_label`]), and what placing with a client id that names a
 //! still-open order does ([`ClientIdReuse`]).
 
-use ordermeta_core::{
-    ClientIdKey, ErrorKind, OrderId, OrderMetadata, OrderStatus, StoreError, TransitionRequest,
-};
+use ordermeta_core::{ClientIdKey, ErrorKind, OrderId, OrderMetadata, OrderStatus, StoreError};
 
 use super::OrderMetaClient;
+use super::active::ActiveWrite;
 use super::cancel::Cancelled;
 use super::metrics::timed;
 use crate::convert::order_key;
@@ -48,6 +47,9 @@ pub struct PlaceOptions {
     /// This placement's client-id reuse policy; `None` takes
     /// [`ChainSettings::client_id_reuse`](crate::ChainSettings::client_id_reuse).
     pub client_id_reuse: Option<ClientIdReuse>,
+    /// Where this placement's `active` write runs; `None` takes
+    /// [`ChainSettings::active_write`](crate::ChainSettings::active_write).
+    pub active_write: Option<ActiveWrite>,
 }
 
 impl PlaceOptions {
@@ -57,6 +59,12 @@ impl PlaceOptions {
             label: Some(label.into()),
             ..PlaceOptions::default()
         }
+    }
+
+    /// The same options with the `active` write run here ([`ActiveWrite`]).
+    pub fn active_write(mut self, mode: ActiveWrite) -> Self {
+        self.active_write = Some(mode);
+        self
     }
 
     /// The same options with this reuse policy.
@@ -224,50 +232,6 @@ impl OrderMetaClient {
                 status: previous.status,
             }),
             ClientIdReuse::MarkReplaced => Ok(Some(previous)),
-        }
-    }
-
-    /// Records that `previous` was replaced on chain by the accepted placement `by` (same
-    /// `OrderId`): `cancelled`, with a reason naming the new order. A previous order with
-    /// other flags is another chain order, still live: left as it is.
-    pub(super) async fn mark_replaced(&self, previous: &OrderMetadata, by: &OrderMetadata) {
-        let order_id = previous.order_id.as_str();
-        if previous.dydx_order_id != by.dydx_order_id {
-            tracing::warn!(
-                order_id,
-                new_order_id = by.order_id,
-                "client id reused with other order flags: both orders are live on chain"
-            );
-            return;
-        }
-        let reason = format!(
-            "replaced by {} (its client id was placed again: the chain replaces the order)",
-            by.order_id
-        );
-        let req = TransitionRequest::new(
-            order_id,
-            &[OrderStatus::Active, OrderStatus::Cancelling],
-            OrderStatus::Cancelled,
-        )
-        .reason(reason.as_str());
-        match timed("transition", self.store.transition(&req)).await {
-            Ok(_) => {}
-            // `pending -> cancelled` goes through a claim, as every cancel does.
-            Err(e) if e.current_status() == Some(OrderStatus::Pending) => {
-                if self.claim(order_id, &[OrderStatus::Pending]).await.is_ok() {
-                    self.settle(
-                        order_id,
-                        &[OrderStatus::Cancelling],
-                        OrderStatus::Cancelled,
-                        &reason,
-                        None,
-                    )
-                    .await;
-                }
-            }
-            Err(e) => {
-                tracing::warn!(order_id, error = %e, "could not mark the replaced order");
-            }
         }
     }
 }

@@ -25,6 +25,14 @@ const METRIC_LATE_PENDING: &str = "ordermeta_late_records_pending";
 const METRIC_LIVE_WITHOUT_METADATA: &str = "ordermeta_live_without_metadata";
 /// Cancels sent without a record, by `path`: `order_id` (parsed from the id), `exact`.
 const METRIC_CANCEL_WITHOUT_RECORD: &str = "ordermeta_cancel_without_record_total";
+/// Accepted placements' `active` writes, by `outcome`: `background` (written off the
+/// caller's path: by the writer, or by an operation on the order that ran it first),
+/// `inline` (on the caller's path: `ActiveWrite::Inline`, or the queue was full or closed),
+/// `raced` (a claim or the chain's outcome reached the record first), `failed` (left
+/// `pending` for reconciliation).
+const METRIC_ACTIVE_WRITES: &str = "ordermeta_active_writes_total";
+/// `active` writes waiting for (or run by) the background writer.
+const METRIC_ACTIVE_QUEUED: &str = "ordermeta_active_writes_queued";
 /// Store call latency, by `op`.
 const METRIC_STORE_LATENCY: &str = "ordermeta_store_seconds";
 
@@ -72,6 +80,16 @@ pub(super) fn count_cancel_without_record(path: &'static str) {
 /// Counts one re-send of a cancel.
 pub(super) fn count_cancel_retry(operation: &'static str) {
     ::metrics::counter!(METRIC_CANCEL_RETRIES, "operation" => operation).increment(1);
+}
+
+/// Counts one `active` write.
+pub(super) fn count_active_write(outcome: &'static str) {
+    ::metrics::counter!(METRIC_ACTIVE_WRITES, "outcome" => outcome).increment(1);
+}
+
+/// Publishes how many `active` writes wait.
+pub(super) fn set_active_queued(queued: usize) {
+    ::metrics::gauge!(METRIC_ACTIVE_QUEUED).set(queued as f64);
 }
 
 /// Awaits a store call, recording its latency under `op`.

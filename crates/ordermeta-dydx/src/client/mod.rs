@@ -17,15 +17,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use ordermeta_core::{
-    DEFAULT_LEASE, Lease, MetadataStore, MetadataStoreExt, OrderMetadata, OrderStatus, StoreError,
-    now,
-};
+use ordermeta_core::{DEFAULT_LEASE, MetadataStore, OrderMetadata, OrderStatus, StoreError};
 
 use crate::gateway::OrderGateway;
 use crate::indexer::IndexerApi;
 use crate::recording::RecordingSwitch;
 
+mod active;
 mod backfill;
 mod cancel;
 mod cancel_all;
@@ -43,6 +41,7 @@ mod simple;
 mod tests;
 mod unrecorded;
 
+pub use active::{ActiveWrite, DEFAULT_ACTIVE_WRITE_QUEUE};
 pub use cancel::{CancelPath, Cancelled};
 pub use cancel_all::{CancelAllReport, CancelScope, MAX_BATCH_CANCEL_IDS};
 pub use clock::{ChainTime, GoodTilError, STATEFUL_ORDER_TIME_WINDOW};
@@ -54,6 +53,7 @@ pub use retry::CancelRetry;
 pub use rollout::{Backfill, FailurePolicy, RolloutStats};
 pub use simple::ConnectError;
 
+use active::ActiveWrites;
 use confirm::Confirmations;
 use rollout::Rollout;
 
@@ -67,11 +67,11 @@ pub struct ChainSettings {
     /// [`CancelError::RateLimited`](crate::CancelError::RateLimited) without touching the
     /// chain.
     pub cancel_rate_per_second: NonZeroU32,
-    /// How long a cancel claim (the `cancelling` record's [`Lease`]) lasts. Once it has run
-    /// out, another canceller — another process, or the [`Supervisor`](crate::Supervisor) —
-    /// may re-claim the order and re-send its cancel. It must outlast one cancel: the retry
-    /// budget, one call deadline and the write of the outcome. Default
-    /// [`DEFAULT_LEASE`] (30 s).
+    /// How long a cancel claim (the `cancelling` record's [`Lease`](ordermeta_core::Lease)) lasts.
+    /// Once it has run out, another canceller — another process, or the
+    /// [`Supervisor`](crate::Supervisor) — may re-claim the order and re-send its cancel. It must
+    /// outlast one cancel: the retry budget, one call deadline and the write of the outcome.
+    /// Default [`DEFAULT_LEASE`] (30 s).
     pub claim_lease: Duration,
     /// How cancels are re-sent after a transport failure. Default [`CancelRetry::default`].
     pub cancel_retry: CancelRetry,
@@ -94,6 +94,13 @@ pub struct ChainSettings {
     /// Default [`ClientIdReuse::MarkReplaced`]; per placement:
     /// [`PlaceOptions::client_id_reuse`].
     pub client_id_reuse: ClientIdReuse,
+    /// Where an accepted placement's `active` write runs: [`ActiveWrite::Background`] (the
+    /// default: off the caller's path) or [`ActiveWrite::Inline`]; per placement:
+    /// [`PlaceOptions::active_write`].
+    pub active_write: ActiveWrite,
+    /// Most `active` writes waiting for the background writer; with the queue full a
+    /// placement writes its own inline. Default [`DEFAULT_ACTIVE_WRITE_QUEUE`].
+    pub active_write_queue: usize,
 }
 
 impl Default for ChainSettings {
@@ -107,6 +114,8 @@ impl Default for ChainSettings {
             cancel_from_id: true,
             confirm: ConfirmSettings::default(),
             client_id_reuse: ClientIdReuse::default(),
+            active_write: ActiveWrite::default(),
+            active_write_queue: DEFAULT_ACTIVE_WRITE_QUEUE,
         }
     }
 }
@@ -128,6 +137,7 @@ pub struct OrderMetaClient {
     store_description: Option<String>,
     confirmations: Confirmations,
     indexer: Option<Arc<dyn IndexerApi>>,
+    active: ActiveWrites,
 }
 
 impl std::fmt::Debug for OrderMetaClient {
@@ -155,6 +165,14 @@ impl OrderMetaClient {
         let limiter = RateLimiter::direct(Quota::per_second(settings.cancel_rate_per_second));
         let claim_token = new_claim_token(&gateway.signer());
         let store_description = store.description();
+        let active = ActiveWrites::new(
+            store.clone(),
+            gateway.clone(),
+            settings.cancel_retry.clone(),
+            claim_token.clone(),
+            settings.claim_lease,
+            settings.active_write_queue,
+        );
         OrderMetaClient {
             gateway,
             store,
@@ -166,6 +184,7 @@ impl OrderMetaClient {
             store_description,
             confirmations: Confirmations::default(),
             indexer: None,
+            active,
         }
     }
 
@@ -228,14 +247,7 @@ impl OrderMetaClient {
         order_id: &str,
         from: &[OrderStatus],
     ) -> Result<OrderMetadata, StoreError> {
-        let at = now();
-        let lease = Lease::new(self.claim_token.clone(), self.lease_until(at));
-        metrics::timed("transition", self.store.claim(order_id, from, lease, at)).await
-    }
-
-    fn lease_until(&self, at: DateTime<Utc>) -> DateTime<Utc> {
-        at + chrono::Duration::from_std(self.settings.claim_lease)
-            .unwrap_or_else(|_| chrono::Duration::seconds(30))
+        self.active.finisher.claim(order_id, from).await
     }
 }
 

@@ -7,6 +7,7 @@ use ordermeta_core::{
 };
 
 use super::OrderMetaClient;
+use super::active::{ActiveWrite, Job};
 use super::confirm::TxKind;
 use super::lookup::PlaceOptions;
 use super::metrics::{
@@ -74,7 +75,9 @@ impl OrderMetaClient {
     /// [fail-open](FailurePolicy::FailOpen) and the store is unreachable: then the order is
     /// broadcast anyway and its record written after the broadcast
     /// ([`RecordOutcome::Deferred`]). Then broadcasts once — placement is never retried —
-    /// and: accepted → `active` with the tx hash; refused → `failed` with the chain's answer
+    /// and: accepted → `active` with the tx hash, written after this returns by the client's
+    /// background writer unless [`ActiveWrite::Inline`] is chosen (see [`ActiveWrite`]: this
+    /// client's cancel, reconciliation and kill switch run a queued write first); refused → `failed` with the chain's answer
     /// ([`PlaceError::Rejected`]); no answer within the gateway's deadline → stays `pending`
     /// ([`PlaceError::Network`]) until reconciliation settles it. An order outside the scope
     /// (or with recording off): broadcast exactly as without ordermeta
@@ -197,39 +200,14 @@ impl OrderMetaClient {
                 if stateful && self.confirms() {
                     self.await_block(TxKind::Place, &order_id, good_til, &tx_hash);
                 }
-                let req =
-                    TransitionRequest::new(&order_id, &[OrderStatus::Pending], OrderStatus::Active)
-                        .tx_hash(&tx_hash)
-                        .reason("placement accepted");
-                match timed("transition", self.store.transition(&req)).await {
-                    Ok(_) => {}
-                    Err(e)
-                        if matches!(
-                            e.current_status(),
-                            Some(OrderStatus::Cancelling | OrderStatus::Cancelled)
-                        ) =>
-                    {
-                        self.cancel_raced_placement(&meta).await;
-                    }
-                    // The indexer sync recorded what the chain did with the order first.
-                    Err(e)
-                        if matches!(
-                            e.current_status(),
-                            Some(OrderStatus::Filled | OrderStatus::Expired)
-                        ) =>
-                    {
-                        tracing::info!(order_id, error = %e, "placement outcome already recorded from the chain");
-                    }
-                    Err(e) => {
-                        // The order is live and its metadata is recorded (pending), so it
-                        // stays cancellable after reconciliation; report, do not fail the
-                        // placement.
-                        count_recording_failure();
-                        tracing::error!(order_id, error = %e, "placed, but marking it active failed");
-                    }
-                }
-                if let Some(previous) = &replaced {
-                    self.mark_replaced(previous, &meta).await;
+                let job = Job {
+                    meta,
+                    tx_hash: tx_hash.clone(),
+                    replaced,
+                };
+                match options.active_write.unwrap_or(self.settings.active_write) {
+                    ActiveWrite::Background => self.active.enqueue(job).await,
+                    ActiveWrite::Inline => self.active.inline(Some(job)).await,
                 }
                 count_place("placed");
                 tracing::info!(order_id, tx_hash, "order placed");
@@ -308,27 +286,6 @@ impl OrderMetaClient {
                 count_place("unknown");
                 Err(PlaceError::Network { order_id, source })
             }
-        }
-    }
-
-    /// Sends one more cancel for an order whose placement was accepted after a canceller had
-    /// claimed its `pending` record (best effort: the canceller records the outcome).
-    async fn cancel_raced_placement(&self, meta: &OrderMetadata) {
-        let order_id = meta.order_id.as_str();
-        tracing::warn!(
-            order_id,
-            "placement accepted after a cancel claimed it; sending the cancel again"
-        );
-        let sent = self
-            .settings
-            .cancel_retry
-            .run("cancel", || {
-                self.gateway.cancel(&meta.dydx_order_id, meta.good_til)
-            })
-            .await;
-        match sent {
-            Ok(tx_hash) => tracing::info!(order_id, tx_hash, "raced placement cancelled"),
-            Err(e) => tracing::warn!(order_id, error = %e, "cancel of a raced placement"),
         }
     }
 }

@@ -33,6 +33,7 @@ impl OrderMetaClient {
     /// Records a fill reported by the bot's fill feed: any status but `failed` and `filled`
     /// becomes `filled`.
     pub async fn mark_filled(&self, order_id: &str) -> Result<OrderMetadata, StoreError> {
+        self.active.finisher.settle(order_id).await;
         let req = TransitionRequest::new(
             order_id,
             &[
@@ -111,6 +112,11 @@ impl OrderMetaClient {
         for meta in page.items.into_iter().filter(|m| m.updated_at <= cutoff) {
             out.found += 1;
             let id = meta.order_id.as_str();
+            // This client placed it and its `active` write is still queued: not a lost
+            // outcome. Written now; if that fails it is still `pending` at the next pass.
+            if self.active.finisher.settle(id).await {
+                continue;
+            }
             if meta
                 .good_til
                 .is_expired(Some(clock.height), Some(clock.block_time))

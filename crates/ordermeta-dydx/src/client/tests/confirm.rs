@@ -48,10 +48,26 @@ async fn stateful_placement_failed_in_its_block_is_recorded_failed() {
         .place_order(built_order(&oid(1, 64), Some(stateful_gt())), details())
         .await
         .expect("accepted at CheckTx");
-    assert_eq!(status(&store, &placed.order_id).await, OrderStatus::Active);
     assert_eq!(c.unconfirmed(), 1);
+    // The confirmation runs the queued `active` write first: the history tells it in order.
     let report = c.confirm_outstanding().await;
     assert_eq!((report.failed, report.waiting), (1, 0), "{report:?}");
+    let steps: Vec<_> = store
+        .get_required(&placed.order_id)
+        .await
+        .expect("get")
+        .history
+        .iter()
+        .map(|h| h.status)
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            OrderStatus::Pending,
+            OrderStatus::Active,
+            OrderStatus::Failed
+        ]
+    );
     assert_eq!(status(&store, &placed.order_id).await, OrderStatus::Failed);
     let reason = last_reason(&store, &placed.order_id).await;
     assert!(reason.contains("clob/3007"), "{reason}");

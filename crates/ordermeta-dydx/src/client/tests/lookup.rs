@@ -146,6 +146,7 @@ async fn reuse_marks_the_replaced_record() {
         .place_order(built_order(&id, Some(GoodTil::Block(120))), details())
         .await
         .expect("re-place the same OrderId");
+    flushed(&c).await;
     let old = store.get_required(&first.order_id).await.expect("get");
     assert_eq!(old.status, OrderStatus::Cancelled);
     let reason = old
@@ -174,6 +175,7 @@ async fn reuse_marks_the_replaced_record() {
         )
         .await
         .expect("long-term with the same client id");
+    flushed(&c).await;
     assert_eq!(status(&store, &second.order_id).await, OrderStatus::Active);
     assert_eq!(status(&store, &long.order_id).await, OrderStatus::Active);
 }
@@ -188,6 +190,7 @@ async fn reuse_of_a_pending_record_goes_through_a_claim() {
     c.place_order(built_order(&id, Some(GoodTil::Block(120))), details())
         .await
         .expect("place");
+    flushed(&c).await;
     let m = store.get_required(&old).await.expect("get");
     let steps: Vec<_> = m.history.iter().map(|h| h.status).collect();
     assert_eq!(

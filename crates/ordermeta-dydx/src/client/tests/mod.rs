@@ -23,6 +23,7 @@ use crate::{
     DetailsField, OrderDetails, OrderMetaClient, PlaceError, ReconcileReport, RecordingSwitch,
 };
 
+mod active;
 mod cancel;
 mod cancel_all;
 mod confirm;
@@ -257,6 +258,15 @@ fn rejected(codespace: &str, code: u32) -> GatewayError {
         code,
         log: "refused".into(),
     })
+}
+
+/// Runs the client's queued `active` writes ([`crate::ActiveWrite::Background`], the default),
+/// for a test that reads the store itself right after placing.
+async fn flushed(c: &OrderMetaClient) {
+    let left = c
+        .flush_active_writes(std::time::Duration::from_secs(5))
+        .await;
+    assert_eq!(left, 0, "active writes left queued");
 }
 
 async fn status(store: &FlakyStore, id: &str) -> OrderStatus {

@@ -27,6 +27,9 @@ async fn place_records_pending_before_broadcast_then_active() {
     assert_eq!(placed.order_id, key);
     assert_eq!(placed.order_id, format!("{ME}/0/1/0/7@b120"));
     assert!(placed.recorded);
+    // `active` is written off the caller's path (the default): pending until the writer ran.
+    assert_eq!(status(&store, &key).await, OrderStatus::Pending);
+    flushed(&c).await;
     let m = store.get_required(&key).await.expect("get");
     assert_eq!(m.status, OrderStatus::Active);
     assert_eq!(m.tx_hash.as_deref(), Some("PLACEHASH"));
