@@ -218,9 +218,19 @@
 //!   in front and size pools against PgBouncer instead.
 //! - `acquire_timeout` is also how long a call waits while the server is down before it fails
 //!   with `Backend`; trading code usually prefers a fast failure to a long wait.
-//! - `test_before_acquire` (default on) pings an idle connection before use; it costs a round
-//!   trip but makes a server restart invisible after the outage (stale connections are
-//!   replaced, not handed out).
+//! - `test_before_acquire` (default on) pings a connection idle longer than
+//!   [`PgStoreOptions::ping_after_idle`] (default 15 s) before use: a connection used moments
+//!   ago costs no extra round trip (sqlx's own check, which pings every idle connection, is
+//!   replaced by one that looks at the idle time first; sqlx still checks each connection as
+//!   it comes back to the pool, after the call has answered). After a restart, stale
+//!   connections idle past the threshold are replaced, not handed out; one used less than
+//!   the threshold before the restart fails one call with `Backend` (nothing written).
+//! - Group commit's writers (see [Performance](#performance)) each hold one pooled connection
+//!   while writes keep coming.
+//!
+//! ## Performance
+//!
+//! PERF_PLACEHOLDER
 //!
 //! ## Errors
 //!
@@ -278,7 +288,9 @@
 //! months; purging regularly keeps the table at the size of the retention window.
 #![deny(missing_docs)]
 
+mod cas;
 mod error;
+mod group;
 mod migrate;
 mod options;
 mod row;
@@ -287,8 +299,10 @@ mod sql;
 mod store;
 
 pub use error::PgError;
+pub use group::GroupCommitStats;
 pub use options::{
-    DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_PURGE_BATCH_SIZE,
+    DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_GROUP_COMMIT_MAX_BATCH, DEFAULT_GROUP_COMMIT_WRITERS,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_PING_AFTER_IDLE, DEFAULT_PURGE_BATCH_SIZE,
     DEFAULT_READ_BACK_TIMEOUT, DEFAULT_SCHEMA, PgStoreOptions, URL_SCHEMES,
 };
 #[cfg(feature = "bench-internals")]

@@ -12,6 +12,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
 use crate::error::{PgError, connect_error};
+use crate::group::GroupOptions;
 use crate::migrate;
 use crate::schema::Schema;
 use crate::store::PgStore;
@@ -27,6 +28,12 @@ pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
 pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(4);
 /// Default [`PgStoreOptions::purge_batch_size`].
 pub const DEFAULT_PURGE_BATCH_SIZE: u32 = 5_000;
+/// Default [`PgStoreOptions::ping_after_idle`]: a connection idle longer is pinged before use.
+pub const DEFAULT_PING_AFTER_IDLE: Duration = Duration::from_secs(15);
+/// Default [`PgStoreOptions::group_commit_max_batch`].
+pub const DEFAULT_GROUP_COMMIT_MAX_BATCH: u16 = 64;
+/// Default [`PgStoreOptions::group_commit_writers`].
+pub const DEFAULT_GROUP_COMMIT_WRITERS: u32 = 2;
 /// Default [`PgStoreOptions::read_back_timeout`].
 pub const DEFAULT_READ_BACK_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -57,6 +64,10 @@ pub struct PgStoreOptions {
     idle_timeout: Option<Duration>,
     max_lifetime: Option<Duration>,
     test_before_acquire: bool,
+    ping_after_idle: Duration,
+    group_commit: bool,
+    group_commit_max_batch: u16,
+    group_commit_writers: u32,
     migrate: bool,
     purge_batch_size: u32,
     operation_timeout: Duration,
@@ -75,6 +86,10 @@ impl Default for PgStoreOptions {
             idle_timeout: Some(Duration::from_secs(10 * 60)),
             max_lifetime: Some(Duration::from_secs(30 * 60)),
             test_before_acquire: true,
+            ping_after_idle: DEFAULT_PING_AFTER_IDLE,
+            group_commit: true,
+            group_commit_max_batch: DEFAULT_GROUP_COMMIT_MAX_BATCH,
+            group_commit_writers: DEFAULT_GROUP_COMMIT_WRITERS,
             migrate: true,
             purge_batch_size: DEFAULT_PURGE_BATCH_SIZE,
             operation_timeout: DEFAULT_OPERATION_TIMEOUT,
@@ -159,12 +174,60 @@ impl PgStoreOptions {
         self
     }
 
-    /// Pings an idle connection before handing it out (default on). Off saves a round trip per
-    /// operation, but after a server restart each stale pooled connection then fails one
-    /// operation with a `Backend` error before the pool replaces it.
+    /// Pings a connection that was idle longer than [`ping_after_idle`](Self::ping_after_idle)
+    /// before handing it out (default on). Off saves that round trip, but after a server
+    /// restart each stale pooled connection then fails one operation with a `Backend` error
+    /// before the pool replaces it.
     pub fn test_before_acquire(mut self, on: bool) -> Self {
         self.test_before_acquire = on;
         self
+    }
+
+    /// With [`test_before_acquire`](Self::test_before_acquire) on, how long a connection must
+    /// have been idle in the pool to be pinged before use (default
+    /// [`DEFAULT_PING_AFTER_IDLE`], 15 s): one used moments ago costs no round trip (sqlx
+    /// already checks every connection as it comes back to the pool, and pings every idle
+    /// one before use unless told otherwise). A server restarted less than this after a
+    /// connection's last use fails one call on it with a `Backend` error (nothing written)
+    /// before the pool replaces it. `Duration::ZERO`: ping before every use.
+    pub fn ping_after_idle(mut self, idle: Duration) -> Self {
+        self.ping_after_idle = idle;
+        self
+    }
+
+    /// Group commit (default on): `record`s and transitions that several tasks run at the
+    /// same time are coalesced by a few writer tasks into one statement per batch (a
+    /// multi-row `INSERT … ON CONFLICT DO NOTHING`, one `UPDATE … FROM UNNEST` whose rows
+    /// each carry their own compare-and-set). Every call keeps its own answer
+    /// (`AlreadyExists`, `StatusConflict`…) and returns only once the statement holding its
+    /// write has committed; a call made while no other write is in progress runs its single
+    /// statement directly, as with group commit off. Needs a tokio runtime when the store is
+    /// built (off without one). See the crate docs, "Performance".
+    pub fn group_commit(mut self, on: bool) -> Self {
+        self.group_commit = on;
+        self
+    }
+
+    /// Most writes in one group commit batch (default [`DEFAULT_GROUP_COMMIT_MAX_BATCH`]).
+    pub fn group_commit_max_batch(mut self, n: u16) -> Self {
+        self.group_commit_max_batch = n.max(1);
+        self
+    }
+
+    /// Writer tasks of the group commit, each running one batch at a time on its own pooled
+    /// connection (default [`DEFAULT_GROUP_COMMIT_WRITERS`]): while one batch runs, the next
+    /// gathers. Each holds a connection only while writes keep coming.
+    pub fn group_commit_writers(mut self, n: u32) -> Self {
+        self.group_commit_writers = n.max(1);
+        self
+    }
+
+    fn group(&self) -> Option<GroupOptions> {
+        self.group_commit.then_some(GroupOptions {
+            writers: self.group_commit_writers,
+            max_batch: usize::from(self.group_commit_max_batch),
+            deadline: self.operation_timeout,
+        })
     }
 
     /// Apply pending migrations when the store is built (default on). Off, the store only
@@ -251,13 +314,29 @@ impl PgStoreOptions {
 
     /// The sqlx pool options these settings stand for.
     pub fn pool_options(&self) -> PgPoolOptions {
-        PgPoolOptions::new()
+        let options = PgPoolOptions::new()
             .max_connections(self.max_connections)
             .min_connections(self.min_connections.min(self.max_connections))
             .acquire_timeout(self.effective_acquire_timeout())
             .idle_timeout(self.idle_timeout)
-            .max_lifetime(self.max_lifetime)
-            .test_before_acquire(self.test_before_acquire)
+            .max_lifetime(self.max_lifetime);
+        let idle = self.ping_after_idle;
+        if !self.test_before_acquire || idle.is_zero() {
+            return options.test_before_acquire(self.test_before_acquire);
+        }
+        // sqlx's own test pings every idle connection, however briefly idle; this one only
+        // those idle longer than the threshold. A failed ping discards the connection and the
+        // pool tries another (or opens one), as with sqlx's test.
+        options
+            .test_before_acquire(false)
+            .before_acquire(move |conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= idle {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
     }
 
     /// Connects to the server at `url` (`postgres://user:password@host:port/database?sslmode=…`;
@@ -329,6 +408,7 @@ impl PgStoreOptions {
             role,
             self.purge_batch_size,
             self.deadlines(),
+            self.group(),
         ))
     }
 
@@ -352,6 +432,7 @@ impl PgStoreOptions {
                 role,
                 self.purge_batch_size,
                 self.deadlines(),
+                self.group(),
             ))
         })
         .await
