@@ -73,13 +73,18 @@ async fn main() {
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
     });
     let schema = format!("gc_probe_{}", std::process::id());
-    let base = PgStoreOptions::new().schema(&schema).max_connections(10);
-    let variants = [
-        ("off", base.clone().group_commit(false)),
-        ("on-1", base.clone().group_commit_writers(1)),
-        ("on-2", base.clone().group_commit_writers(2)),
-        ("on-4", base.clone().group_commit_writers(4)),
-    ];
+    let base = PgStoreOptions::new().schema(&schema).max_connections(16);
+    // Writers x threshold variants from the environment, e.g. GC_VARIANTS=4x4,8x8.
+    let spec = std::env::var("GC_VARIANTS").unwrap_or_else(|_| "1x1,4x4,8x8".into());
+    let mut variants = vec![("off".to_owned(), base.clone().group_commit(false))];
+    for v in spec.split(',') {
+        let (w, t) = v.split_once('x').expect("WxT");
+        let opts = base
+            .clone()
+            .group_commit_writers(w.parse().expect("writers"))
+            .group_commit_threshold(t.parse().expect("threshold"));
+        variants.push((format!("on-{v}"), opts));
+    }
     let mut stores = Vec::new();
     for (name, opts) in variants {
         stores.push((name, opts.connect(&url).await.expect("connect")));
@@ -87,16 +92,17 @@ async fn main() {
     let mut results: Vec<Vec<f64>> = vec![Vec::new(); stores.len()];
     for r in 0..rounds {
         for (i, (name, store)) in stores.iter().enumerate() {
-            let rate = round(store, tasks, &format!("{name}-{r}"), Duration::from_secs(2)).await;
+            let tag = format!("{name}-{r}");
+            let rate = round(store, tasks, &tag, Duration::from_secs(2)).await;
             let stats = store.group_commit_stats();
-            println!("round {r} {name:>5}: {rate:>8.0} orders/s  ({stats:?})");
+            println!("round {r} {name:>7}: {rate:>8.0} orders/s  ({stats:?})");
             results[i].push(rate);
         }
     }
     let off = median(results[0].clone());
     for (i, (name, _)) in stores.iter().enumerate() {
         let m = median(results[i].clone());
-        println!("{name:>5}: median {m:>8.0} orders/s, {:.2}x off", m / off);
+        println!("{name:>7}: median {m:>8.0} orders/s, {:.2}x off", m / off);
     }
     if let Some((_, store)) = stores.first() {
         let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");

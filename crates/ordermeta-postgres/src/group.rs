@@ -75,6 +75,7 @@ impl Job {
 pub(crate) struct GroupCommit {
     queue: mpsc::UnboundedSender<Job>,
     active: AtomicUsize,
+    threshold: usize,
     counts: Arc<Counts>,
 }
 
@@ -107,8 +108,10 @@ pub struct GroupCommitStats {
     pub batched_writes: u64,
 }
 
-/// A write in progress (counted while it lives); `alone` when no other was in progress as it
-/// started, so it takes the single-statement path directly: a lone caller pays nothing.
+/// A write in progress (counted while it lives); `alone` when fewer than the threshold of
+/// others were in progress as it started, so it takes the single-statement path directly: a
+/// lone caller pays nothing, and a few concurrent ones run in parallel on the pool (batches
+/// of two or three, one after another, are slower than that).
 pub(crate) struct Entered<'a> {
     group: &'a GroupCommit,
     pub(crate) alone: bool,
@@ -125,6 +128,8 @@ impl Drop for Entered<'_> {
 pub(crate) struct GroupOptions {
     pub(crate) writers: u32,
     pub(crate) max_batch: usize,
+    /// Writes in progress from which a new one joins a batch instead of running directly.
+    pub(crate) threshold: usize,
     /// Bounds each batch (the operation deadline): a writer never waits for ever.
     pub(crate) deadline: Duration,
 }
@@ -150,6 +155,7 @@ impl GroupCommit {
         Some(GroupCommit {
             queue,
             active: AtomicUsize::new(0),
+            threshold: opts.threshold.max(1),
             counts,
         })
     }
@@ -167,7 +173,7 @@ impl GroupCommit {
         let before = self.active.fetch_add(1, Ordering::AcqRel);
         Entered {
             group: self,
-            alone: before == 0,
+            alone: before < self.threshold,
         }
     }
 

@@ -33,7 +33,9 @@ pub const DEFAULT_PING_AFTER_IDLE: Duration = Duration::from_secs(15);
 /// Default [`PgStoreOptions::group_commit_max_batch`].
 pub const DEFAULT_GROUP_COMMIT_MAX_BATCH: u16 = 64;
 /// Default [`PgStoreOptions::group_commit_writers`].
-pub const DEFAULT_GROUP_COMMIT_WRITERS: u32 = 2;
+pub const DEFAULT_GROUP_COMMIT_WRITERS: u32 = 4;
+/// Default [`PgStoreOptions::group_commit_threshold`].
+pub const DEFAULT_GROUP_COMMIT_THRESHOLD: u32 = 8;
 /// Default [`PgStoreOptions::read_back_timeout`].
 pub const DEFAULT_READ_BACK_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -68,6 +70,7 @@ pub struct PgStoreOptions {
     group_commit: bool,
     group_commit_max_batch: u16,
     group_commit_writers: u32,
+    group_commit_threshold: u32,
     migrate: bool,
     purge_batch_size: u32,
     operation_timeout: Duration,
@@ -90,6 +93,7 @@ impl Default for PgStoreOptions {
             group_commit: true,
             group_commit_max_batch: DEFAULT_GROUP_COMMIT_MAX_BATCH,
             group_commit_writers: DEFAULT_GROUP_COMMIT_WRITERS,
+            group_commit_threshold: DEFAULT_GROUP_COMMIT_THRESHOLD,
             migrate: true,
             purge_batch_size: DEFAULT_PURGE_BATCH_SIZE,
             operation_timeout: DEFAULT_OPERATION_TIMEOUT,
@@ -222,10 +226,19 @@ impl PgStoreOptions {
         self
     }
 
+    /// How many writes must already be in progress for a new one to join a group commit
+    /// batch (default [`DEFAULT_GROUP_COMMIT_THRESHOLD`]); below that it runs its single
+    /// statement directly on the pool. 1: batch as soon as any other write is in progress.
+    pub fn group_commit_threshold(mut self, n: u32) -> Self {
+        self.group_commit_threshold = n.max(1);
+        self
+    }
+
     fn group(&self) -> Option<GroupOptions> {
         self.group_commit.then_some(GroupOptions {
             writers: self.group_commit_writers,
             max_batch: usize::from(self.group_commit_max_batch),
+            threshold: self.group_commit_threshold as usize,
             deadline: self.operation_timeout,
         })
     }

@@ -25,13 +25,15 @@ use tokio::task::JoinHandle;
 type Write<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type Claimed = Result<OrderMetadata, StoreError>;
 
-/// A store whose group commit has one writer; generous deadlines, since the tests hold locks.
+/// A store whose group commit has one writer and batches whenever another write is in
+/// progress; generous deadlines, since the tests hold locks.
 async fn store(prefix: &str) -> PgStore {
     common::fresh_store(
         prefix,
         PgStoreOptions::new()
             .max_connections(12)
             .group_commit_writers(1)
+            .group_commit_threshold(1)
             .operation_timeout(Duration::from_secs(60)),
     )
     .await
