@@ -21,13 +21,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
-use ordermeta::postgres::sqlx::postgres::{PgPool, PgRow};
-use ordermeta::postgres::sqlx::{self, Row};
+use ordermeta::postgres::sqlx;
+use ordermeta::postgres::sqlx::postgres::PgPool;
 use ordermeta::postgres::{PgStore, PgStoreOptions};
 use ordermeta::{ListQuery, MetadataStore, OrderMetadata, OrderStatus, TransitionRequest};
 use ordermeta_core::conformance::{short_term, t0};
 // Not public API: the root package's dev-dependency enables `bench-internals` for it.
 use ordermeta_postgres::BenchSql;
+use support::pg_bare::bare_decode;
 use support::{Row as TableRow, interleaved, timed};
 use tokio::runtime::Runtime;
 
@@ -76,76 +77,6 @@ struct Bench {
     flips: Vec<AtomicU64>,
     /// The next bench order to transition.
     cursor: AtomicU64,
-}
-
-/// What bare sqlx does with a row: read every column as a plain type.
-type BareRow = (
-    String,
-    String,
-    Option<i64>,
-    Option<i64>,
-    i64,
-    i64,
-    String,
-    i64,
-    i64,
-    String,
-    String,
-    (
-        String,
-        Option<String>,
-        String,
-        // Timestamps: the store's statements select them as microseconds.
-        i64,
-        i64,
-        Option<i64>,
-        Option<String>,
-        Option<String>,
-        String,
-        i64,
-        String,
-    ),
-    (Option<String>, Option<i64>),
-    (Option<String>, Option<String>, Option<String>, Option<i64>),
-);
-
-fn col<'r, T>(r: &'r PgRow, i: usize) -> T
-where
-    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
-{
-    r.try_get(i)
-        .unwrap_or_else(|e| panic!("bare decode of column {i}: {e}"))
-}
-
-fn bare_decode(r: &PgRow) -> BareRow {
-    (
-        col(r, 0),
-        col(r, 1),
-        col(r, 2),
-        col(r, 3),
-        col(r, 4),
-        col(r, 5),
-        col(r, 6),
-        col(r, 7),
-        col(r, 8),
-        col(r, 9),
-        col(r, 10),
-        (
-            col(r, 11),
-            col(r, 12),
-            col(r, 13),
-            col(r, 14),
-            col(r, 15),
-            col(r, 16),
-            col(r, 17),
-            col(r, 18),
-            col(r, 19),
-            col(r, 20),
-            col(r, 21),
-        ),
-        (col(r, 22), col(r, 23)),
-        (col(r, 24), col(r, 25), col(r, 26), col(r, 27)),
-    )
 }
 
 fn bench_order(i: usize) -> String {

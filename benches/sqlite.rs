@@ -32,20 +32,20 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 use ordermeta::sqlite::SqliteStore;
 use ordermeta::sqlite::sqlx::{
-    self, Row as _, SqlitePool,
-    sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-    },
+    self, SqlitePool,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 use ordermeta::{
     ExpireRequest, MetadataStore, MetadataStoreExt, OrderMetadata, OrderStatus, TransitionRequest,
     now, to_micros,
 };
-use ordermeta_core::backend::history_to_json;
 use ordermeta_core::conformance::short_term;
 use ordermeta_core::{ANONYMOUS_CLAIM, DEFAULT_LEASE};
 // Not public API: the root package's dev-dependency enables `bench-internals` for it.
 use ordermeta_sqlite::bench_sql;
+use support::sqlite_bare::{
+    BareTransition, Encoded, SCHEMA, bare_insert, bare_transition, encode, read_raw,
+};
 use support::{Row, Totals};
 
 /// Orders in each database before the benchmarks start.
@@ -54,13 +54,6 @@ const BASE: u64 = 100_000;
 const DUE_PER_CALL: u64 = 10;
 /// Good-til of orders that must never expire during the run.
 const FAR: u32 = 1_000_000_000;
-
-/// The schema the store creates (its migrations, in order), for the bare database.
-const SCHEMA: [&str; 3] = [
-    include_str!("../crates/ordermeta-sqlite/migrations/0001_create_dydx_order_metadata.sql"),
-    include_str!("../crates/ordermeta-sqlite/migrations/0002_claim_leases.sql"),
-    include_str!("../crates/ordermeta-sqlite/migrations/0003_lookup_and_chain_fields.sql"),
-];
 
 /// Per benchmark (`<operation>/<side>`): operations and time, from our own timing loop.
 static TOTALS: Totals = Totals::new();
@@ -71,145 +64,6 @@ fn fresh(prefix: &str, n: u64) -> Vec<String> {
     (first..first + n)
         .map(|i| format!("{prefix}-{i:09}"))
         .collect()
-}
-
-/// A record as the store writes it, its columns encoded (what bare binds).
-struct Encoded {
-    id: String,
-    b64: String,
-    gtb: Option<i64>,
-    gtbt: Option<i64>,
-    client_id: i64,
-    sub: i64,
-    owner: String,
-    flags: i64,
-    clob: i64,
-    symbol: String,
-    side: &'static str,
-    qty: String,
-    price: Option<String>,
-    order_type: &'static str,
-    placed_at: i64,
-    updated_at: i64,
-    status: &'static str,
-    version: i64,
-    history: String,
-}
-
-fn encode(m: &OrderMetadata) -> Encoded {
-    Encoded {
-        id: m.order_id.clone(),
-        b64: m.dydx_order_id.to_base64(),
-        gtb: m.good_til.block().map(i64::from),
-        gtbt: m.good_til.block_time().map(i64::from),
-        client_id: i64::from(m.dydx_order_id.client_id),
-        sub: i64::from(m.dydx_order_id.subaccount_number),
-        owner: m.dydx_order_id.owner.clone(),
-        flags: i64::from(m.dydx_order_id.order_flags),
-        clob: i64::from(m.dydx_order_id.clob_pair_id),
-        symbol: m.symbol.clone(),
-        side: m.side.as_str(),
-        qty: m.quantity.clone(),
-        price: m.price.clone(),
-        order_type: m.order_type.as_str(),
-        placed_at: to_micros(m.placed_at),
-        updated_at: to_micros(m.updated_at),
-        status: m.status.as_str(),
-        version: m.version as i64,
-        history: history_to_json(&m.history),
-    }
-}
-
-async fn bare_insert<'c, E>(sql: &str, e: &Encoded, exec: E)
-where
-    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
-{
-    sqlx::query(sql)
-        .bind(e.id.as_str())
-        .bind(e.b64.as_str())
-        .bind(e.gtb)
-        .bind(e.gtbt)
-        .bind(e.client_id)
-        .bind(e.sub)
-        .bind(e.owner.as_str())
-        .bind(e.flags)
-        .bind(e.clob)
-        .bind(e.symbol.as_str())
-        .bind(e.side)
-        .bind(e.qty.as_str())
-        .bind(e.price.as_deref())
-        .bind(e.order_type)
-        .bind(e.placed_at)
-        .bind(e.updated_at)
-        .bind(None::<i64>)
-        .bind(None::<&str>)
-        .bind(None::<&str>)
-        .bind(e.status)
-        .bind(e.version)
-        .bind(e.history.as_str())
-        .bind(None::<&str>)
-        .bind(None::<i64>)
-        // label, indexer id, filled quantity, cancel confirmation
-        .bind(None::<&str>)
-        .bind(None::<&str>)
-        .bind(None::<&str>)
-        .bind(None::<i64>)
-        .execute(exec)
-        .await
-        .expect("bare insert");
-}
-
-/// Every column read as a raw value (what a bare repository gets from the driver).
-type Raw = (
-    String,
-    String,
-    Option<i64>,
-    Option<i64>,
-    [i64; 4],
-    String,
-    [String; 4],
-    Option<String>,
-    [i64; 2],
-    Option<i64>,
-    [Option<String>; 2],
-    String,
-    i64,
-    String,
-    (Option<String>, Option<i64>),
-    ([Option<String>; 3], Option<i64>),
-);
-
-fn read_raw(r: &SqliteRow) -> Raw {
-    let s = |i: usize| r.try_get::<String, _>(i).expect("text column");
-    let n = |i: usize| r.try_get::<i64, _>(i).expect("integer column");
-    (
-        s(0),
-        s(1),
-        r.try_get(2).expect("gtb"),
-        r.try_get(3).expect("gtbt"),
-        [n(4), n(5), n(7), n(8)],
-        s(6),
-        [s(9), s(10), s(11), s(13)],
-        r.try_get(12).expect("price"),
-        [n(14), n(15)],
-        r.try_get(16).expect("cancelled_at"),
-        [r.try_get(17).expect("tx"), r.try_get(18).expect("ctx")],
-        s(19),
-        n(20),
-        s(21),
-        (
-            r.try_get(22).expect("lease_token"),
-            r.try_get(23).expect("lease_until"),
-        ),
-        (
-            [
-                r.try_get(24).expect("label"),
-                r.try_get(25).expect("indexer_id"),
-                r.try_get(26).expect("filled_quantity"),
-            ],
-            r.try_get(27).expect("cancel_confirmed_at"),
-        ),
-    )
 }
 
 /// Bare sqlx on its own database, running the store's own statements.
@@ -273,30 +127,18 @@ impl Bare {
         cancelled: Option<i64>,
         lease: Option<(&str, i64)>,
     ) {
-        let row = sqlx::query(self.transition)
-            .bind(to)
-            .bind(to_micros(now()))
-            .bind(cancelled)
-            .bind(None::<&str>)
-            .bind(if to == "cancelled" {
-                Some("CANCELHASH")
-            } else {
-                None
-            })
-            .bind(lease.map(|l| l.0))
-            .bind(lease.map(|l| l.1))
-            // An empty patch.
-            .bind(None::<&str>)
-            .bind(None::<&str>)
-            .bind(None::<i64>)
-            .bind(entry)
-            .bind(id)
-            .bind(from)
-            .fetch_optional(&self.pool)
-            .await
-            .expect("bare transition")
-            .expect("bare transition matched");
-        std::hint::black_box(read_raw(&row));
+        let t = BareTransition {
+            id,
+            from,
+            to,
+            at: to_micros(now()),
+            entry,
+            cancelled_at: cancelled,
+            tx_hash: None,
+            cancel_tx_hash: (to == "cancelled").then_some("CANCELHASH"),
+            lease,
+        };
+        std::hint::black_box(bare_transition(self.transition, t, &self.pool).await);
     }
 }
 

@@ -178,3 +178,64 @@ pub fn print_ratio_table(title: &str, bare_name: &str, unit: &str, rows: &[Row],
         println!("{note}");
     }
 }
+
+/// A record as a store writes it, its columns encoded (what bare binds); `Ts` is how the
+/// store writes a timestamp.
+#[derive(Debug)]
+pub struct Encoded<Ts> {
+    pub id: String,
+    pub b64: String,
+    pub gtb: Option<i64>,
+    pub gtbt: Option<i64>,
+    pub client_id: i64,
+    pub sub: i64,
+    pub owner: String,
+    pub flags: i64,
+    pub clob: i64,
+    pub symbol: String,
+    pub side: &'static str,
+    pub qty: String,
+    pub price: Option<String>,
+    pub order_type: &'static str,
+    pub placed_at: Ts,
+    pub updated_at: Ts,
+    pub status: &'static str,
+    pub version: i64,
+    pub history: String,
+}
+
+impl<Ts> Encoded<Ts> {
+    /// `m`'s columns, timestamps written by `ts`.
+    pub fn of(
+        m: &ordermeta::OrderMetadata,
+        ts: impl Fn(chrono::DateTime<chrono::Utc>) -> Ts,
+    ) -> Self {
+        Encoded {
+            id: m.order_id.clone(),
+            b64: m.dydx_order_id.to_base64(),
+            gtb: m.good_til.block().map(i64::from),
+            gtbt: m.good_til.block_time().map(i64::from),
+            client_id: i64::from(m.dydx_order_id.client_id),
+            sub: i64::from(m.dydx_order_id.subaccount_number),
+            owner: m.dydx_order_id.owner.clone(),
+            flags: i64::from(m.dydx_order_id.order_flags),
+            clob: i64::from(m.dydx_order_id.clob_pair_id),
+            symbol: m.symbol.clone(),
+            side: m.side.as_str(),
+            qty: m.quantity.clone(),
+            price: m.price.clone(),
+            order_type: m.order_type.as_str(),
+            placed_at: ts(m.placed_at),
+            updated_at: ts(m.updated_at),
+            status: m.status.as_str(),
+            version: m.version as i64,
+            history: ordermeta_core::backend::history_to_json(&m.history),
+        }
+    }
+}
+
+#[cfg(feature = "sqlite")]
+pub mod sqlite_bare;
+
+#[cfg(feature = "postgres")]
+pub mod pg_bare;
