@@ -6,8 +6,10 @@
 //! ```
 //!
 //! Each order's life (record `pending` → `active` → claim → `cancelled`) from `tasks`
-//! concurrent tasks, for two seconds per round, with group commit on (2 and 4 writers) and
-//! off, rounds interleaved; prints orders/s per round and the medians.
+//! concurrent tasks, for two seconds per round, rounds interleaved: "today" (group commit
+//! off, a ping before every call), "off" (group commit off, pings only after idling), the
+//! defaults, and `GC_VARIANTS` (writers x threshold, e.g. `4x8,8x8`); prints orders/s per
+//! round and the medians, as ratios to "today".
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -75,9 +77,15 @@ async fn main() {
     let schema = format!("gc_probe_{}", std::process::id());
     let base = PgStoreOptions::new().schema(&schema).max_connections(16);
     // Writers x threshold variants from the environment, e.g. GC_VARIANTS=4x4,8x8.
-    let spec = std::env::var("GC_VARIANTS").unwrap_or_else(|_| "1x1,4x4,8x8".into());
-    let mut variants = vec![("off".to_owned(), base.clone().group_commit(false))];
-    for v in spec.split(',') {
+    let spec = std::env::var("GC_VARIANTS").unwrap_or_default();
+    // "today": as before group commit and the idle threshold (a ping before every call).
+    let today = base.clone().group_commit(false).ping_after_idle(Duration::ZERO);
+    let mut variants = vec![
+        ("today".to_owned(), today),
+        ("off".to_owned(), base.clone().group_commit(false)),
+        ("default".to_owned(), base.clone()),
+    ];
+    for v in spec.split(',').filter(|v| !v.is_empty()) {
         let (w, t) = v.split_once('x').expect("WxT");
         let opts = base
             .clone()
@@ -102,7 +110,7 @@ async fn main() {
     let off = median(results[0].clone());
     for (i, (name, _)) in stores.iter().enumerate() {
         let m = median(results[i].clone());
-        println!("{name:>7}: median {m:>8.0} orders/s, {:.2}x off", m / off);
+        println!("{name:>7}: median {m:>8.0} orders/s, {:.2}x today", m / off);
     }
     if let Some((_, store)) = stores.first() {
         let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");

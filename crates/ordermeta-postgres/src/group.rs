@@ -256,6 +256,8 @@ impl Writer {
                     }
                 },
             };
+            // Again: waiting for a connection may have outlasted some deadlines.
+            jobs.retain(|j| !j.gone());
             let batch = run_batch(&mut c, &self.sql, &self.counts, jobs);
             // Past the deadline the jobs are dropped unanswered (their callers read back) and
             // the connection with them: its release ping tells the pool whether it lives.
