@@ -79,7 +79,10 @@ async fn main() {
     // Writers x threshold variants from the environment, e.g. GC_VARIANTS=4x4,8x8.
     let spec = std::env::var("GC_VARIANTS").unwrap_or_default();
     // "today": as before group commit and the idle threshold (a ping before every call).
-    let today = base.clone().group_commit(false).ping_after_idle(Duration::ZERO);
+    let today = base
+        .clone()
+        .group_commit(false)
+        .ping_after_idle(Duration::ZERO);
     let mut variants = vec![
         ("today".to_owned(), today),
         ("off".to_owned(), base.clone().group_commit(false)),

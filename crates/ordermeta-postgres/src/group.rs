@@ -258,7 +258,7 @@ impl Writer {
             };
             // Again: waiting for a connection may have outlasted some deadlines.
             jobs.retain(|j| !j.gone());
-            let batch = run_batch(&mut c, &self.sql, &self.counts, jobs);
+            let batch = run_batch(&mut c, &self.pool, &self.sql, &self.counts, jobs);
             // Past the deadline the jobs are dropped unanswered (their callers read back) and
             // the connection with them: its release ping tells the pool whether it lives.
             if let Ok(true) = tokio::time::timeout(self.opts.deadline, batch).await {
@@ -268,9 +268,13 @@ impl Writer {
     }
 }
 
-/// Runs one batch on `conn`; false when the connection failed and must not be kept.
+/// Runs one batch on `conn`; false when the connection failed and must not be kept. With
+/// records and transitions both in it, the records go on a second idle connection at the
+/// same time when the pool has one: each statement waits for its own commit, so two at once
+/// halve the batch's time.
 async fn run_batch(
     conn: &mut PoolConnection<Postgres>,
+    pool: &PgPool,
     sql: &Sql,
     counts: &Counts,
     jobs: Vec<Job>,
@@ -282,31 +286,57 @@ async fn run_batch(
             Job::Transition(cas, reply) => transitions.push((cas, reply)),
         }
     }
-    let mut healthy = true;
-    match records.len() {
-        0 => {}
-        1 => healthy &= record_one(conn, sql, records.pop()).await,
-        n => {
-            counts.count(n);
-            healthy &= record_many(conn, sql, records).await;
-        }
+    if !records.is_empty()
+        && !transitions.is_empty()
+        && let Some(mut other) = pool.try_acquire()
+    {
+        let (_, healthy) = tokio::join!(
+            run_records(&mut other, sql, counts, records),
+            run_transitions(conn, sql, counts, transitions)
+        );
+        // `other` goes back to the pool, which checks it on the way.
+        return healthy;
     }
-    if !healthy {
+    if !run_records(conn, sql, counts, records).await {
         // The connection failed: the rest try alone, nothing of theirs was sent.
         transitions
             .into_iter()
             .for_each(|(_, reply)| drop(reply.send(Outcome::Alone)));
         return false;
     }
-    match transitions.len() {
-        0 => {}
-        1 => healthy &= transition_one(conn, sql, transitions.pop()).await,
+    run_transitions(conn, sql, counts, transitions).await
+}
+
+async fn run_records(
+    conn: &mut PoolConnection<Postgres>,
+    sql: &Sql,
+    counts: &Counts,
+    mut records: Vec<(Arc<OrderMetadata>, Reply)>,
+) -> bool {
+    match records.len() {
+        0 => true,
+        1 => record_one(conn, sql, records.pop()).await,
         n => {
             counts.count(n);
-            healthy &= transition_many(conn, sql, transitions).await;
+            record_many(conn, sql, records).await
         }
     }
-    healthy
+}
+
+async fn run_transitions(
+    conn: &mut PoolConnection<Postgres>,
+    sql: &Sql,
+    counts: &Counts,
+    mut transitions: Vec<(Arc<Cas>, Reply)>,
+) -> bool {
+    match transitions.len() {
+        0 => true,
+        1 => transition_one(conn, sql, transitions.pop()).await,
+        n => {
+            counts.count(n);
+            transition_many(conn, sql, transitions).await
+        }
+    }
 }
 
 type Reply = oneshot::Sender<Outcome>;

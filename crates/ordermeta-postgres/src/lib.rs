@@ -239,7 +239,7 @@
 //!
 //! **Group commit** ([`PgStoreOptions::group_commit`], default on). Writes that start while
 //! at least [`PgStoreOptions::group_commit_threshold`] (8) others are in progress are queued to
-//! [`PgStoreOptions::group_commit_writers`] (4) writer tasks; each takes what has gathered (up
+//! [`PgStoreOptions::group_commit_writers`] (half the pool, at most 8) writer tasks; each takes what has gathered (up
 //! to [`PgStoreOptions::group_commit_max_batch`], 64) and runs one statement per kind:
 //!
 //! - records: `INSERT … SELECT … FROM UNNEST(…) WITH ORDINALITY … ORDER BY ord ON CONFLICT

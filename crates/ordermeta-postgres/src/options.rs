@@ -32,8 +32,8 @@ pub const DEFAULT_PURGE_BATCH_SIZE: u32 = 5_000;
 pub const DEFAULT_PING_AFTER_IDLE: Duration = Duration::from_secs(15);
 /// Default [`PgStoreOptions::group_commit_max_batch`].
 pub const DEFAULT_GROUP_COMMIT_MAX_BATCH: u16 = 64;
-/// Default [`PgStoreOptions::group_commit_writers`].
-pub const DEFAULT_GROUP_COMMIT_WRITERS: u32 = 4;
+/// Most [`PgStoreOptions::group_commit_writers`] by default (half the pool, at most this).
+pub const DEFAULT_GROUP_COMMIT_WRITERS: u32 = 8;
 /// Default [`PgStoreOptions::group_commit_threshold`].
 pub const DEFAULT_GROUP_COMMIT_THRESHOLD: u32 = 8;
 /// Default [`PgStoreOptions::read_back_timeout`].
@@ -69,7 +69,7 @@ pub struct PgStoreOptions {
     ping_after_idle: Duration,
     group_commit: bool,
     group_commit_max_batch: u16,
-    group_commit_writers: u32,
+    group_commit_writers: Option<u32>,
     group_commit_threshold: u32,
     migrate: bool,
     purge_batch_size: u32,
@@ -92,7 +92,7 @@ impl Default for PgStoreOptions {
             ping_after_idle: DEFAULT_PING_AFTER_IDLE,
             group_commit: true,
             group_commit_max_batch: DEFAULT_GROUP_COMMIT_MAX_BATCH,
-            group_commit_writers: DEFAULT_GROUP_COMMIT_WRITERS,
+            group_commit_writers: None,
             group_commit_threshold: DEFAULT_GROUP_COMMIT_THRESHOLD,
             migrate: true,
             purge_batch_size: DEFAULT_PURGE_BATCH_SIZE,
@@ -219,10 +219,12 @@ impl PgStoreOptions {
     }
 
     /// Writer tasks of the group commit, each running one batch at a time on its own pooled
-    /// connection (default [`DEFAULT_GROUP_COMMIT_WRITERS`]): while one batch runs, the next
-    /// gathers. Each holds a connection only while writes keep coming.
+    /// connection (default: half the pool's connections, at most
+    /// [`DEFAULT_GROUP_COMMIT_WRITERS`]; 5 with the default pool): while one batch waits for
+    /// its commit, the others gather and run. Each holds a connection only while writes keep
+    /// coming.
     pub fn group_commit_writers(mut self, n: u32) -> Self {
-        self.group_commit_writers = n.max(1);
+        self.group_commit_writers = Some(n.max(1));
         self
     }
 
@@ -234,9 +236,12 @@ impl PgStoreOptions {
         self
     }
 
-    fn group(&self) -> Option<GroupOptions> {
+    /// The group commit of a store over a pool of `pool_size` connections.
+    fn group(&self, pool_size: u32) -> Option<GroupOptions> {
         self.group_commit.then_some(GroupOptions {
-            writers: self.group_commit_writers,
+            writers: self
+                .group_commit_writers
+                .unwrap_or((pool_size / 2).clamp(1, DEFAULT_GROUP_COMMIT_WRITERS)),
             max_batch: usize::from(self.group_commit_max_batch),
             threshold: self.group_commit_threshold as usize,
             deadline: self.operation_timeout,
@@ -421,7 +426,7 @@ impl PgStoreOptions {
             role,
             self.purge_batch_size,
             self.deadlines(),
-            self.group(),
+            self.group(self.max_connections),
         ))
     }
 
@@ -439,13 +444,14 @@ impl PgStoreOptions {
                 .map_err(|e| PgError::Database { source: e })?;
             let role = self.prepare(&mut conn, &schema).await?;
             drop(conn);
+            let group = self.group(pool.options().get_max_connections());
             Ok(PgStore::new(
                 pool,
                 schema,
                 role,
                 self.purge_batch_size,
                 self.deadlines(),
-                self.group(),
+                group,
             ))
         })
         .await
