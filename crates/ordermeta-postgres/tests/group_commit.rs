@@ -292,3 +292,55 @@ async fn a_lone_caller_never_batches() {
     assert!(store.group_commit());
     common::drop_store(store).await;
 }
+
+/// Records and claims in one batch (two statements, on two connections when the pool has an
+/// idle one): each call answered, each write applied once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_and_claims_in_one_batch() {
+    let store = store("gc_mixed").await;
+    for i in 0..8 {
+        store
+            .record(&short_term(&format!("open-{i}"), OrderStatus::Active, 10))
+            .await
+            .expect("record");
+    }
+    let before = store.group_commit_stats();
+    let mut writes: Vec<Write<Result<u64, StoreError>>> = Vec::new();
+    for i in 0..8 {
+        let s = store.clone();
+        writes.push(Box::pin(async move {
+            let m = short_term(&format!("fresh-{i}"), OrderStatus::Pending, 10);
+            s.record(&m).await.map(|()| 1)
+        }));
+        let s = store.clone();
+        writes.push(Box::pin(async move {
+            s.claim_for_cancel(&format!("open-{i}"))
+                .await
+                .map(|m| m.version)
+        }));
+    }
+    for r in join(in_one_batch(&store, writes).await).await {
+        let v = r.expect("every write of the batch succeeds");
+        assert!(v == 1 || v == 2, "{v}");
+    }
+    let after = store.group_commit_stats();
+    assert_eq!(
+        (
+            after.batches - before.batches,
+            after.batched_writes - before.batched_writes
+        ),
+        (2, 16),
+        "{after:?}"
+    );
+    for i in 0..8 {
+        let fresh = store.get(&format!("fresh-{i}")).await.expect("get");
+        assert_eq!(fresh.map(|m| m.status), Some(OrderStatus::Pending));
+        let open = store
+            .get(&format!("open-{i}"))
+            .await
+            .expect("get")
+            .expect("open");
+        assert_eq!((open.status, open.version), (OrderStatus::Cancelling, 2));
+    }
+    common::drop_store(store).await;
+}
