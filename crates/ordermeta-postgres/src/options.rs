@@ -12,6 +12,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
 use crate::error::{PgError, connect_error};
+use crate::group::GroupOptions;
 use crate::migrate;
 use crate::schema::Schema;
 use crate::store::PgStore;
@@ -27,6 +28,14 @@ pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
 pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(4);
 /// Default [`PgStoreOptions::purge_batch_size`].
 pub const DEFAULT_PURGE_BATCH_SIZE: u32 = 5_000;
+/// Default [`PgStoreOptions::ping_after_idle`]: a connection idle longer is pinged before use.
+pub const DEFAULT_PING_AFTER_IDLE: Duration = Duration::from_secs(15);
+/// Default [`PgStoreOptions::group_commit_max_batch`].
+pub const DEFAULT_GROUP_COMMIT_MAX_BATCH: u16 = 64;
+/// Most [`PgStoreOptions::group_commit_writers`] by default (half the pool, at most this).
+pub const DEFAULT_GROUP_COMMIT_WRITERS: u32 = 8;
+/// Default [`PgStoreOptions::group_commit_threshold`].
+pub const DEFAULT_GROUP_COMMIT_THRESHOLD: u32 = 8;
 /// Default [`PgStoreOptions::read_back_timeout`].
 pub const DEFAULT_READ_BACK_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -57,6 +66,11 @@ pub struct PgStoreOptions {
     idle_timeout: Option<Duration>,
     max_lifetime: Option<Duration>,
     test_before_acquire: bool,
+    ping_after_idle: Duration,
+    group_commit: bool,
+    group_commit_max_batch: u16,
+    group_commit_writers: Option<u32>,
+    group_commit_threshold: u32,
     migrate: bool,
     purge_batch_size: u32,
     operation_timeout: Duration,
@@ -75,6 +89,11 @@ impl Default for PgStoreOptions {
             idle_timeout: Some(Duration::from_secs(10 * 60)),
             max_lifetime: Some(Duration::from_secs(30 * 60)),
             test_before_acquire: true,
+            ping_after_idle: DEFAULT_PING_AFTER_IDLE,
+            group_commit: true,
+            group_commit_max_batch: DEFAULT_GROUP_COMMIT_MAX_BATCH,
+            group_commit_writers: None,
+            group_commit_threshold: DEFAULT_GROUP_COMMIT_THRESHOLD,
             migrate: true,
             purge_batch_size: DEFAULT_PURGE_BATCH_SIZE,
             operation_timeout: DEFAULT_OPERATION_TIMEOUT,
@@ -159,12 +178,74 @@ impl PgStoreOptions {
         self
     }
 
-    /// Pings an idle connection before handing it out (default on). Off saves a round trip per
-    /// operation, but after a server restart each stale pooled connection then fails one
-    /// operation with a `Backend` error before the pool replaces it.
+    /// Pings a connection that was idle longer than [`ping_after_idle`](Self::ping_after_idle)
+    /// before handing it out (default on). Off saves that round trip, but after a server
+    /// restart each stale pooled connection then fails one operation with a `Backend` error
+    /// before the pool replaces it.
     pub fn test_before_acquire(mut self, on: bool) -> Self {
         self.test_before_acquire = on;
         self
+    }
+
+    /// With [`test_before_acquire`](Self::test_before_acquire) on, how long a connection must
+    /// have been idle in the pool to be pinged before use (default
+    /// [`DEFAULT_PING_AFTER_IDLE`], 15 s): one used moments ago costs no round trip (sqlx
+    /// already checks every connection as it comes back to the pool, and pings every idle
+    /// one before use unless told otherwise). A server restarted less than this after a
+    /// connection's last use fails one call on it with a `Backend` error (nothing written)
+    /// before the pool replaces it. `Duration::ZERO`: ping before every use.
+    pub fn ping_after_idle(mut self, idle: Duration) -> Self {
+        self.ping_after_idle = idle;
+        self
+    }
+
+    /// Group commit (default on): `record`s and transitions that several tasks run at the
+    /// same time are coalesced by a few writer tasks into one statement per batch (a
+    /// multi-row `INSERT … ON CONFLICT DO NOTHING`, one `UPDATE … FROM UNNEST` whose rows
+    /// each carry their own compare-and-set). Every call keeps its own answer
+    /// (`AlreadyExists`, `StatusConflict`…) and returns only once the statement holding its
+    /// write has committed; a call made while no other write is in progress runs its single
+    /// statement directly, as with group commit off. Needs a tokio runtime when the store is
+    /// built (off without one). See the crate docs, "Performance".
+    pub fn group_commit(mut self, on: bool) -> Self {
+        self.group_commit = on;
+        self
+    }
+
+    /// Most writes in one group commit batch (default [`DEFAULT_GROUP_COMMIT_MAX_BATCH`]).
+    pub fn group_commit_max_batch(mut self, n: u16) -> Self {
+        self.group_commit_max_batch = n.max(1);
+        self
+    }
+
+    /// Writer tasks of the group commit, each running one batch at a time on its own pooled
+    /// connection (default: half the pool's connections, at most
+    /// [`DEFAULT_GROUP_COMMIT_WRITERS`]; 5 with the default pool): while one batch waits for
+    /// its commit, the others gather and run. Each holds a connection only while writes keep
+    /// coming.
+    pub fn group_commit_writers(mut self, n: u32) -> Self {
+        self.group_commit_writers = Some(n.max(1));
+        self
+    }
+
+    /// How many writes must already be in progress for a new one to join a group commit
+    /// batch (default [`DEFAULT_GROUP_COMMIT_THRESHOLD`]); below that it runs its single
+    /// statement directly on the pool. 1: batch as soon as any other write is in progress.
+    pub fn group_commit_threshold(mut self, n: u32) -> Self {
+        self.group_commit_threshold = n.max(1);
+        self
+    }
+
+    /// The group commit of a store over a pool of `pool_size` connections.
+    fn group(&self, pool_size: u32) -> Option<GroupOptions> {
+        self.group_commit.then_some(GroupOptions {
+            writers: self
+                .group_commit_writers
+                .unwrap_or((pool_size / 2).clamp(1, DEFAULT_GROUP_COMMIT_WRITERS)),
+            max_batch: usize::from(self.group_commit_max_batch),
+            threshold: self.group_commit_threshold as usize,
+            deadline: self.operation_timeout,
+        })
     }
 
     /// Apply pending migrations when the store is built (default on). Off, the store only
@@ -251,13 +332,29 @@ impl PgStoreOptions {
 
     /// The sqlx pool options these settings stand for.
     pub fn pool_options(&self) -> PgPoolOptions {
-        PgPoolOptions::new()
+        let options = PgPoolOptions::new()
             .max_connections(self.max_connections)
             .min_connections(self.min_connections.min(self.max_connections))
             .acquire_timeout(self.effective_acquire_timeout())
             .idle_timeout(self.idle_timeout)
-            .max_lifetime(self.max_lifetime)
-            .test_before_acquire(self.test_before_acquire)
+            .max_lifetime(self.max_lifetime);
+        let idle = self.ping_after_idle;
+        if !self.test_before_acquire || idle.is_zero() {
+            return options.test_before_acquire(self.test_before_acquire);
+        }
+        // sqlx's own test pings every idle connection, however briefly idle; this one only
+        // those idle longer than the threshold. A failed ping discards the connection and the
+        // pool tries another (or opens one), as with sqlx's test.
+        options
+            .test_before_acquire(false)
+            .before_acquire(move |conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= idle {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
     }
 
     /// Connects to the server at `url` (`postgres://user:password@host:port/database?sslmode=…`;
@@ -329,6 +426,7 @@ impl PgStoreOptions {
             role,
             self.purge_batch_size,
             self.deadlines(),
+            self.group(self.max_connections),
         ))
     }
 
@@ -346,12 +444,14 @@ impl PgStoreOptions {
                 .map_err(|e| PgError::Database { source: e })?;
             let role = self.prepare(&mut conn, &schema).await?;
             drop(conn);
+            let group = self.group(pool.options().get_max_connections());
             Ok(PgStore::new(
                 pool,
                 schema,
                 role,
                 self.purge_batch_size,
                 self.deadlines(),
+                group,
             ))
         })
         .await

@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use ordermeta_core::backend::{history_from_json, history_to_json, lease_from_parts};
 use ordermeta_core::{GoodTil, Lease, OrderId, OrderMetadata, StoreError, from_micros};
-use sqlx::postgres::PgRow;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::Query;
 use sqlx::{Decode, Postgres, Row, Type};
 
 /// A timestamp column as whole microseconds since the epoch, in a form whose decode cannot
@@ -47,6 +48,9 @@ pub(crate) const COLUMNS: &str = concat!(
     ", label, indexer_id, filled_quantity, ",
     micros!("cancel_confirmed_at")
 );
+
+/// How many columns [`COLUMNS`] selects.
+pub(crate) const COLUMN_COUNT: usize = 28;
 
 /// The columns an insert writes, in [`Encoded`]'s order.
 pub(crate) const INSERT_COLUMNS: &str = "order_id, dydx_order_id, good_until_block, \
@@ -216,6 +220,43 @@ pub(crate) struct Encoded<'a> {
     pub cancel_confirmed_at: Option<DateTime<Utc>>,
 }
 
+impl Encoded<'_> {
+    /// Binds the 28 values to `insert_one`.
+    pub(crate) fn bind<'q>(
+        &'q self,
+        q: Query<'q, Postgres, PgArguments>,
+    ) -> Query<'q, Postgres, PgArguments> {
+        q.bind(self.order_id)
+            .bind(&self.dydx_order_id)
+            .bind(self.good_until_block)
+            .bind(self.good_til_block_time)
+            .bind(self.client_id)
+            .bind(self.subaccount_number)
+            .bind(self.owner)
+            .bind(self.order_flags)
+            .bind(self.clob_pair_id)
+            .bind(self.symbol)
+            .bind(self.side)
+            .bind(self.quantity)
+            .bind(self.price)
+            .bind(self.order_type)
+            .bind(self.placed_at)
+            .bind(self.updated_at)
+            .bind(self.cancelled_at)
+            .bind(self.tx_hash)
+            .bind(self.cancel_tx_hash)
+            .bind(self.status)
+            .bind(self.version)
+            .bind(&self.history)
+            .bind(self.lease_token)
+            .bind(self.lease_until)
+            .bind(self.label)
+            .bind(self.indexer_id)
+            .bind(self.filled_quantity)
+            .bind(self.cancel_confirmed_at)
+    }
+}
+
 /// Encodes a record already validated. A version beyond `i64::MAX` cannot be stored.
 pub(crate) fn encode(m: &OrderMetadata) -> Result<Encoded<'_>, StoreError> {
     let id = &m.dydx_order_id;
@@ -351,5 +392,40 @@ impl<'a> Columns<'a> {
         self.indexer_id.push(e.indexer_id);
         self.filled_quantity.push(e.filled_quantity);
         self.cancel_confirmed_at.push(e.cancel_confirmed_at);
+    }
+
+    /// Binds the 28 arrays to a statement over `UNNEST` (`insert_many`, `record_batch`).
+    pub(crate) fn bind<'q>(
+        &'q self,
+        q: Query<'q, Postgres, PgArguments>,
+    ) -> Query<'q, Postgres, PgArguments> {
+        q.bind(&self.order_id)
+            .bind(&self.dydx_order_id)
+            .bind(&self.good_until_block)
+            .bind(&self.good_til_block_time)
+            .bind(&self.client_id)
+            .bind(&self.subaccount_number)
+            .bind(&self.owner)
+            .bind(&self.order_flags)
+            .bind(&self.clob_pair_id)
+            .bind(&self.symbol)
+            .bind(&self.side)
+            .bind(&self.quantity)
+            .bind(&self.price)
+            .bind(&self.order_type)
+            .bind(&self.placed_at)
+            .bind(&self.updated_at)
+            .bind(&self.cancelled_at)
+            .bind(&self.tx_hash)
+            .bind(&self.cancel_tx_hash)
+            .bind(&self.status)
+            .bind(&self.version)
+            .bind(&self.history)
+            .bind(&self.lease_token)
+            .bind(&self.lease_until)
+            .bind(&self.label)
+            .bind(&self.indexer_id)
+            .bind(&self.filled_quantity)
+            .bind(&self.cancel_confirmed_at)
     }
 }

@@ -52,6 +52,11 @@ pub(crate) struct Sql {
     pub(crate) expire_stuck: String,
     pub(crate) purge_batch: String,
     pub(crate) list_head: String,
+    /// Group commit: many `record`s in one statement, `RETURNING` the ids it inserted.
+    pub(crate) record_batch: String,
+    /// Group commit: many transitions in one statement, each row with its own
+    /// compare-and-set, `RETURNING` the batch position of each one that held.
+    pub(crate) transition_batch: String,
 }
 
 impl Sql {
@@ -83,21 +88,7 @@ impl Sql {
                 "INSERT INTO {t} ({INSERT_COLUMNS}) \
                  VALUES ({placeholders}$22::jsonb, $23, $24, $25, $26, $27, $28)"
             ),
-            insert_many: format!(
-                "INSERT INTO {t} ({INSERT_COLUMNS}) \
-                 SELECT order_id, dydx_order_id, good_until_block, good_til_block_time, \
-                 client_id, subaccount_number, owner, order_flags, clob_pair_id, symbol, side, \
-                 quantity, price, order_type, placed_at, updated_at, cancelled_at, tx_hash, \
-                 cancel_tx_hash, status, version, history::jsonb, lease_token, lease_until, \
-                 label, indexer_id, filled_quantity, cancel_confirmed_at \
-                 FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[], \
-                 $6::int8[], $7::text[], $8::int8[], $9::int8[], $10::text[], $11::text[], \
-                 $12::text[], $13::text[], $14::text[], $15::timestamptz[], \
-                 $16::timestamptz[], $17::timestamptz[], $18::text[], $19::text[], \
-                 $20::text[], $21::int8[], $22::text[], $23::text[], $24::timestamptz[], \
-                 $25::text[], $26::text[], $27::text[], $28::timestamptz[]) \
-                 AS u({INSERT_COLUMNS})"
-            ),
+            insert_many: insert_many(&t),
             select_one: format!("SELECT {COLUMNS} FROM {t} WHERE order_id = $1"),
             select_existing: format!("SELECT order_id FROM {t} WHERE order_id = ANY($1)"),
             select_many: format!("SELECT {COLUMNS} FROM {t} WHERE order_id = ANY($1)"),
@@ -166,8 +157,79 @@ impl Sql {
                  DELETE FROM {t} d USING doomed WHERE d.order_id = doomed.order_id"
             ),
             list_head: format!("SELECT {COLUMNS} FROM {t} WHERE TRUE"),
+            record_batch: record_batch(&t),
+            transition_batch: transition_batch(&t),
         }
     }
+}
+
+/// The 28 `UNNEST` arrays of a multi-row insert, in [`INSERT_COLUMNS`]' order.
+const UNNEST_RECORDS: &str = "UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[], \
+     $5::int8[], $6::int8[], $7::text[], $8::int8[], $9::int8[], $10::text[], $11::text[], \
+     $12::text[], $13::text[], $14::text[], $15::timestamptz[], $16::timestamptz[], \
+     $17::timestamptz[], $18::text[], $19::text[], $20::text[], $21::int8[], $22::text[], \
+     $23::text[], $24::timestamptz[], $25::text[], $26::text[], $27::text[], \
+     $28::timestamptz[])";
+
+/// The columns selected from [`UNNEST_RECORDS`] (history cast to jsonb).
+const SELECT_RECORDS: &str = "order_id, dydx_order_id, good_until_block, good_til_block_time, \
+     client_id, subaccount_number, owner, order_flags, clob_pair_id, symbol, side, \
+     quantity, price, order_type, placed_at, updated_at, cancelled_at, tx_hash, \
+     cancel_tx_hash, status, version, history::jsonb, lease_token, lease_until, \
+     label, indexer_id, filled_quantity, cancel_confirmed_at";
+
+/// `record_many`: all or nothing, a taken or repeated id fails the statement.
+fn insert_many(t: &str) -> String {
+    format!(
+        "INSERT INTO {t} ({INSERT_COLUMNS}) SELECT {SELECT_RECORDS} \
+         FROM {UNNEST_RECORDS} AS u({INSERT_COLUMNS})"
+    )
+}
+
+/// Group commit of independent `record`s: a taken id is skipped, not an error, so one
+/// caller's `AlreadyExists` does not fail the others; rows go in batch order, so of ids
+/// repeated inside the batch the first wins. `RETURNING` names the ids inserted.
+fn record_batch(t: &str) -> String {
+    format!(
+        "INSERT INTO {t} ({INSERT_COLUMNS}) SELECT {SELECT_RECORDS} \
+         FROM {UNNEST_RECORDS} WITH ORDINALITY AS u({INSERT_COLUMNS}, ord) ORDER BY ord \
+         ON CONFLICT (order_id) DO NOTHING RETURNING order_id"
+    )
+}
+
+/// Group commit of independent transitions: one `UPDATE … FROM` the batch's rows, each row
+/// with its own compare-and-set (statuses as a comma list `v_from`; lease condition
+/// `v_require`: 0 none, 1 expired, 2 held by `v_token`), the same SET as the single
+/// statement. Rows another transaction holds locked are skipped (`SKIP LOCKED`), not waited
+/// for: their callers resolve alone, so one locked row never holds up the batch. Of several
+/// rows for one order at most one applies (PostgreSQL updates a row once per statement);
+/// `RETURNING … v_seq` (after the record's columns) says whose. Read Committed re-checks each condition on the newest row
+/// version, as for the single statement.
+fn transition_batch(t: &str) -> String {
+    format!(
+        "WITH v AS (SELECT * FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::text[], \
+         $5::timestamptz[], $6::timestamptz[], $7::text[], $8::text[], $9::text[], \
+         $10::text[], $11::timestamptz[], $12::text[], $13::text[], $14::timestamptz[], \
+         $15::int4[], $16::text[]) AS u(v_seq, v_id, v_from, v_to, v_at, v_cancelled_at, \
+         v_tx_hash, v_cancel_tx_hash, v_entry, v_lease_token, v_lease_until, v_indexer_id, \
+         v_filled_quantity, v_cancel_confirmed_at, v_require, v_token)), \
+         l AS (SELECT order_id FROM {t} WHERE order_id IN (SELECT v_id FROM v) \
+         FOR UPDATE SKIP LOCKED) \
+         UPDATE {t} SET status = v_to, updated_at = v_at, \
+         cancelled_at = COALESCE(v_cancelled_at, cancelled_at), \
+         tx_hash = COALESCE(v_tx_hash, tx_hash), \
+         cancel_tx_hash = COALESCE(v_cancel_tx_hash, cancel_tx_hash), \
+         version = version + 1, history = history || v_entry::jsonb, \
+         lease_token = v_lease_token, lease_until = v_lease_until, \
+         indexer_id = COALESCE(v_indexer_id, indexer_id), \
+         filled_quantity = COALESCE(v_filled_quantity, filled_quantity), \
+         cancel_confirmed_at = COALESCE(v_cancel_confirmed_at, cancel_confirmed_at) \
+         FROM v WHERE order_id = v_id AND order_id IN (SELECT order_id FROM l) \
+         AND {BUMPABLE} AND status = ANY(string_to_array(v_from, ',')) \
+         AND (v_require = 0 OR (v_require = 1 AND (lease_until IS NULL OR lease_until <= v_at)) \
+         OR (v_require = 2 AND lease_token = v_token)) \
+         RETURNING {COLUMNS}, v_seq"
+    )
 }
 
 /// The statements of a store on a schema, so that the root package's benches run exactly

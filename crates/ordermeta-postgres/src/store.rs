@@ -16,7 +16,9 @@ use ordermeta_core::{
 };
 use sqlx::postgres::PgPool;
 
+use crate::cas::Cas;
 use crate::error::{PgError, is_unique_violation, op_error};
+use crate::group::{GroupCommit, GroupCommitStats, GroupOptions, Outcome};
 use crate::row::{self, Columns};
 use crate::schema::Schema;
 use crate::sql::{Sql, TABLE};
@@ -28,9 +30,11 @@ mod lookup;
 struct Inner {
     schema: Schema,
     role: String,
-    sql: Sql,
+    sql: Arc<Sql>,
     purge_batch_size: i64,
     deadlines: Deadlines,
+    /// `None`: group commit off (or no tokio runtime to run its writers on).
+    group: Option<GroupCommit>,
 }
 
 /// A [`MetadataStore`] on PostgreSQL, over a sqlx pool. Cheap to clone (the clones share the
@@ -52,17 +56,37 @@ impl PgStore {
         role: String,
         purge_batch_size: u32,
         deadlines: Deadlines,
+        group: Option<GroupOptions>,
     ) -> Self {
+        let sql = Arc::new(Sql::new(&schema));
+        let group = group.and_then(|opts| GroupCommit::start(&pool, &sql, opts));
         PgStore {
             pool,
             inner: Arc::new(Inner {
-                sql: Sql::new(&schema),
+                sql,
                 schema,
                 role,
                 purge_batch_size: i64::from(purge_batch_size),
                 deadlines,
+                group,
             }),
         }
+    }
+
+    /// Whether concurrent writes are group-committed
+    /// ([`PgStoreOptions::group_commit`](crate::PgStoreOptions::group_commit)).
+    pub fn group_commit(&self) -> bool {
+        self.inner.group.is_some()
+    }
+
+    /// What the group commit has done so far (all zero when it is off): for metrics, and
+    /// for tests that need to know a batch formed.
+    pub fn group_commit_stats(&self) -> GroupCommitStats {
+        self.inner
+            .group
+            .as_ref()
+            .map(GroupCommit::stats)
+            .unwrap_or_default()
     }
 
     /// The pool (for health metrics, or queries of your own).
@@ -157,35 +181,8 @@ impl PgStore {
 
     async fn insert(&self, meta: &OrderMetadata) -> Result<(), StoreError> {
         let e = row::encode(meta)?;
-        let r = sqlx::query(&self.inner.sql.insert_one)
-            .bind(e.order_id)
-            .bind(&e.dydx_order_id)
-            .bind(e.good_until_block)
-            .bind(e.good_til_block_time)
-            .bind(e.client_id)
-            .bind(e.subaccount_number)
-            .bind(e.owner)
-            .bind(e.order_flags)
-            .bind(e.clob_pair_id)
-            .bind(e.symbol)
-            .bind(e.side)
-            .bind(e.quantity)
-            .bind(e.price)
-            .bind(e.order_type)
-            .bind(e.placed_at)
-            .bind(e.updated_at)
-            .bind(e.cancelled_at)
-            .bind(e.tx_hash)
-            .bind(e.cancel_tx_hash)
-            .bind(e.status)
-            .bind(e.version)
-            .bind(&e.history)
-            .bind(e.lease_token)
-            .bind(e.lease_until)
-            .bind(e.label)
-            .bind(e.indexer_id)
-            .bind(e.filled_quantity)
-            .bind(e.cancel_confirmed_at)
+        let r = e
+            .bind(sqlx::query(&self.inner.sql.insert_one))
             .execute(&self.pool)
             .await;
         match r {
@@ -204,35 +201,8 @@ impl PgStore {
         }
         // One statement: atomic on its own, so the batch is all or nothing without a
         // transaction round trip. A repeated id inside the batch violates the primary key too.
-        let r = sqlx::query(&self.inner.sql.insert_many)
-            .bind(&c.order_id)
-            .bind(&c.dydx_order_id)
-            .bind(&c.good_until_block)
-            .bind(&c.good_til_block_time)
-            .bind(&c.client_id)
-            .bind(&c.subaccount_number)
-            .bind(&c.owner)
-            .bind(&c.order_flags)
-            .bind(&c.clob_pair_id)
-            .bind(&c.symbol)
-            .bind(&c.side)
-            .bind(&c.quantity)
-            .bind(&c.price)
-            .bind(&c.order_type)
-            .bind(&c.placed_at)
-            .bind(&c.updated_at)
-            .bind(&c.cancelled_at)
-            .bind(&c.tx_hash)
-            .bind(&c.cancel_tx_hash)
-            .bind(&c.status)
-            .bind(&c.version)
-            .bind(&c.history)
-            .bind(&c.lease_token)
-            .bind(&c.lease_until)
-            .bind(&c.label)
-            .bind(&c.indexer_id)
-            .bind(&c.filled_quantity)
-            .bind(&c.cancel_confirmed_at)
+        let r = c
+            .bind(sqlx::query(&self.inner.sql.insert_many))
             .execute(&self.pool)
             .await;
         match r {
@@ -242,48 +212,31 @@ impl PgStore {
         }
     }
 
-    async fn compare_and_set(&self, req: &TransitionRequest) -> Result<OrderMetadata, StoreError> {
-        let from: Vec<&str> = req.from.iter().map(|s| s.as_str()).collect();
-        let entry = history_append(req);
-        let at = req.history_entry().at;
-        let cancelled_at = (req.to == OrderStatus::Cancelled).then_some(at);
-        // `check` allows a lease only when entering cancelling: anything else clears it.
-        let lease = req.lease.as_ref();
+    /// Today's single-statement compare-and-set, with its resolution of a loss. `lost_first`:
+    /// the first attempt already ran (in a group commit batch) and did not hold.
+    async fn compare_and_set(
+        &self,
+        req: &TransitionRequest,
+        cas: &Cas,
+        lost_first: bool,
+    ) -> Result<OrderMetadata, StoreError> {
         let id = req.order_id.as_str();
         let sql = &self.inner.sql;
-        let statement = match &req.require {
-            None => &sql.transition,
-            Some(LeaseCondition::Expired) => &sql.transition_expired,
-            Some(LeaseCondition::HeldBy(_)) => &sql.transition_held,
-        };
+        let at = req.history_entry().at;
         // A lost compare-and-set re-reads the status and lease to report them. If the order
         // has meanwhile come back to where the request allows it (cancelling -> active), the
         // update is tried again: reporting a conflict whose current state is allowed would be
         // nonsense. Bounded, as every retry needs another writer to have moved the order.
-        for _ in 0..3 {
-            let mut q = sqlx::query(statement)
-                .bind(id)
-                .bind(&from)
-                .bind(req.to.as_str())
-                .bind(at)
-                .bind(cancelled_at)
-                .bind(req.tx_hash.as_deref())
-                .bind(req.cancel_tx_hash.as_deref())
-                .bind(&entry)
-                .bind(lease.map(|l| l.token.as_str()))
-                .bind(lease.map(|l| l.until))
-                .bind(req.patch.indexer_id.as_deref())
-                .bind(req.patch.filled_quantity.as_deref())
-                .bind(req.patch.cancel_confirmed_at);
-            if let Some(LeaseCondition::HeldBy(token)) = &req.require {
-                q = q.bind(token.as_str());
-            }
-            let row = q
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| self.err(e, Some(id)))?;
-            if let Some(row) = row {
-                return row::decode(&row).map_err(|e| e.for_order(id));
+        for attempt in 0..3 {
+            if attempt > 0 || !lost_first {
+                let row = cas
+                    .bind_single(sql)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| self.err(e, Some(id)))?;
+                if let Some(row) = row {
+                    return row::decode(&row).map_err(|e| e.for_order(id));
+                }
             }
             let claim: Option<(String, Option<String>, Option<i64>, i64)> =
                 sqlx::query_as(&sql.claim_of)
@@ -452,6 +405,80 @@ impl PgStore {
     }
 }
 
+/// `record` and `transition` through the group commit, when it is on.
+impl PgStore {
+    /// One `record`: alone, today's single statement; beside other writes, queued for a
+    /// group commit batch.
+    async fn record_now(&self, meta: &OrderMetadata) -> Result<(), StoreError> {
+        let Some(group) = &self.inner.group else {
+            return self.insert(meta).await;
+        };
+        let entered = group.enter();
+        if entered.alone {
+            return self.insert(meta).await;
+        }
+        // What cannot be encoded fails this caller here, never a batch.
+        row::encode(meta)?;
+        let exists = || StoreError::AlreadyExists {
+            order_id: meta.order_id.clone(),
+        };
+        match group.record(Arc::new(meta.clone())).await {
+            Outcome::Inserted => Ok(()),
+            Outcome::Exists => Err(exists()),
+            Outcome::Failed(e) if is_unique_violation(&e) => Err(exists()),
+            Outcome::Failed(e) => Err(self.err(e, Some(&meta.order_id))),
+            Outcome::Unknown(e) => {
+                let stored = self.fetch(&meta.order_id).await?;
+                match stored.filter(|s| record_applied(meta, s)) {
+                    Some(_) => Ok(()),
+                    None => Err(unknown(&e)),
+                }
+            }
+            // Nothing of it was written; `Won`/`Lost` are a transition's answers.
+            Outcome::Alone | Outcome::Won(_) | Outcome::Lost => self.insert(meta).await,
+        }
+    }
+
+    /// One transition: alone, today's single statement; beside other writes, queued for a
+    /// group commit batch. A loss is resolved as after the single statement.
+    async fn transition_now(&self, req: &TransitionRequest) -> Result<OrderMetadata, StoreError> {
+        let cas = Arc::new(Cas::new(req));
+        let Some(group) = &self.inner.group else {
+            return self.compare_and_set(req, &cas, false).await;
+        };
+        let entered = group.enter();
+        if entered.alone {
+            return self.compare_and_set(req, &cas, false).await;
+        }
+        let id = req.order_id.as_str();
+        match group.transition(cas.clone()).await {
+            Outcome::Won(row) => row::decode(&row).map_err(|e| e.for_order(id)),
+            Outcome::Lost => self.compare_and_set(req, &cas, true).await,
+            Outcome::Failed(e) => Err(self.err(e, Some(id))),
+            Outcome::Unknown(e) => {
+                let stored = self.fetch(id).await?;
+                stored
+                    .filter(|s| transition_applied(req, s))
+                    .ok_or_else(|| unknown(&e))
+            }
+            // Nothing of it was written; `Inserted`/`Exists` are a record's answers.
+            Outcome::Alone | Outcome::Inserted | Outcome::Exists => {
+                self.compare_and_set(req, &cas, false).await
+            }
+        }
+    }
+}
+
+/// The error of a batched write whose statement failed mid-way and that did not read back
+/// as applied: the driver's error (shared by the batch), as a `Backend` outage error.
+fn unknown(e: &sqlx::Error) -> StoreError {
+    let source = match e {
+        sqlx::Error::Io(io) => sqlx::Error::Io(std::io::Error::new(io.kind(), io.to_string())),
+        other => sqlx::Error::Protocol(other.to_string()),
+    };
+    PgError::Database { source }.into()
+}
+
 fn history_append(req: &TransitionRequest) -> String {
     format!("[{}]", req.history_entry().to_json())
 }
@@ -469,7 +496,7 @@ impl MetadataStore for PgStore {
             Ok(stored.filter(|s| record_applied(meta, s)).map(drop))
         };
         self.deadlines()
-            .write("record", &meta.order_id, self.insert(meta), read_back)
+            .write("record", &meta.order_id, self.record_now(meta), read_back)
             .await
     }
 
@@ -504,7 +531,7 @@ impl MetadataStore for PgStore {
             .write(
                 "transition",
                 &req.order_id,
-                self.compare_and_set(req),
+                self.transition_now(req),
                 read_back,
             )
             .await

@@ -34,6 +34,26 @@ pub async fn conformance_setup() -> TestStore {
     TestStore::with_cleanup(Arc::new(store), cleanup)
 }
 
+/// The conformance `setup` with group commit off: every write its own single statement.
+pub async fn conformance_setup_without_group_commit() -> TestStore {
+    let opts = PgStoreOptions::new().max_connections(8).group_commit(false);
+    let store = fresh_store("conf_nogc", opts).await;
+    let cleanup = drop_store(store.clone());
+    TestStore::with_cleanup(Arc::new(store), cleanup)
+}
+
+/// The conformance `setup` with eager group commit: a write joins a batch as soon as another
+/// is in progress.
+pub async fn conformance_setup_eager_group_commit() -> TestStore {
+    let opts = PgStoreOptions::new()
+        .max_connections(8)
+        .group_commit_threshold(1)
+        .group_commit_writers(2);
+    let store = fresh_store("conf_eager", opts).await;
+    let cleanup = drop_store(store.clone());
+    TestStore::with_cleanup(Arc::new(store), cleanup)
+}
+
 /// The `PgError` inside a `Backend` error.
 pub fn pg_error(e: &StoreError) -> &PgError {
     match e {
